@@ -1,0 +1,329 @@
+"""Several replicas of one role's model behind one Generator.
+
+Routing: rendezvous (highest-random-weight) hashing of `stable_prefix` over the
+healthy replicas, so a document keeps hitting the replica whose KV cache holds
+its prefix, and only the documents of a replica that leaves move. Without a
+prefix, or when the chosen replica is saturated, the least-loaded healthy
+replica takes the request.
+
+Health: `failure_threshold` consecutive failures take a replica out; once
+`probe_interval` seconds have passed a background probe (GET /v1/models) lets
+it back in. Live requests never serve as trials, so a dead replica costs a
+keystroke nothing. A connection failure or 5xx before the first token is
+retried once on another replica; after a token was yielded errors propagate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+
+import attrs
+import httpx
+from lowentropy.models.config import RoleConfig
+from lowentropy.models.errors import (
+    BackendConfigError,
+    BackendError,
+    BackendHTTPError,
+    BackendStreamBroken,
+    BackendTimeout,
+    BackendUnavailable,
+)
+from lowentropy.models.http_backend import BackendStats, HealthReport, OpenAIBackend, make_client
+from lowentropy.models.types import ChatRequest, CompletionRequest, Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def rendezvous_score(prefix_digest: bytes, replica_key: str) -> int:
+    """The HRW weight of a replica for a prefix; the highest score wins."""
+    h = hashlib.blake2b(prefix_digest + replica_key.encode("utf-8"), digest_size=8)
+    return int.from_bytes(h.digest(), "big")
+
+
+def prefix_digest(stable_prefix: str) -> bytes:
+    return hashlib.blake2b(stable_prefix.encode("utf-8"), digest_size=16).digest()
+
+
+def counts_against_replica(exc: BackendError) -> bool:
+    """Failures that say the replica is unwell (not the request: a 4xx, a bad key)."""
+    if isinstance(exc, BackendHTTPError):
+        return exc.status >= 500
+    return isinstance(exc, BackendUnavailable | BackendTimeout | BackendStreamBroken)
+
+
+def worth_retrying_elsewhere(exc: BackendError) -> bool:
+    """Before the first token: refused/reset connections, connect timeouts and 5xx."""
+    if isinstance(exc, BackendHTTPError):
+        return exc.status >= 500
+    if isinstance(exc, BackendTimeout):
+        return isinstance(exc.__cause__, httpx.ConnectTimeout)
+    return isinstance(exc, BackendUnavailable | BackendStreamBroken)
+
+
+@attrs.define(eq=False)
+class Replica:
+    backend: OpenAIBackend
+    healthy: bool = True
+    consecutive_failures: int = 0
+    # monotonic time at which a taken-out replica is probed again
+    probe_at: float = 0.0
+    probe_task: asyncio.Task[None] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.backend.root + "|" + self.backend.model
+
+    @property
+    def in_flight(self) -> int:
+        return self.backend.stats.in_flight
+
+
+@attrs.frozen(kw_only=True)
+class ReplicaInfo:
+    """A snapshot of one replica for `doctor` and stats."""
+
+    name: str
+    url: str
+    healthy: bool
+    consecutive_failures: int
+    in_flight: int
+    probe_in: float | None  # seconds until the next probe of a taken-out replica
+    stats: BackendStats
+
+
+class Pool:
+    """A Generator over replicas of one model; see the module docstring for the policy."""
+
+    def __init__(
+        self,
+        backends: Sequence[OpenAIBackend],
+        *,
+        name: str = "pool",
+        failure_threshold: int = 2,
+        probe_interval: float = 5.0,
+        saturation: int = 4,
+        probe_wait: float = 2.0,
+        owned_client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not backends:
+            raise BackendConfigError(f"{name}: a pool needs at least one endpoint")
+        self.name = name
+        self.replicas = [Replica(b) for b in backends]
+        self.failure_threshold = max(1, failure_threshold)
+        self.probe_interval = probe_interval
+        # a replica with this many streams in flight sends new work elsewhere
+        self.saturation = saturation
+        # how long a request waits for due probes when every replica is out
+        self.probe_wait = probe_wait
+        self._owned_client = owned_client  # closed by aclose (from_config made it)
+        self._clock = clock
+
+    @classmethod
+    def from_config(
+        cls, role: RoleConfig, client: httpx.AsyncClient | None = None, *, name: str = "pool"
+    ) -> Pool:
+        """One OpenAIBackend per endpoint on a shared client (made here, and owned, when None)."""
+        if not role.endpoints:
+            raise BackendConfigError(f"{name}: no endpoints configured")
+        owned = None
+        if client is None:
+            client = owned = make_client()
+        backends = [OpenAIBackend(ep, role, client) for ep in role.endpoints]
+        return cls(
+            backends,
+            name=name,
+            failure_threshold=role.failure_threshold,
+            probe_interval=role.probe_interval,
+            owned_client=owned,
+        )
+
+    # -- Generator
+
+    def stream_completion(self, req: CompletionRequest) -> AsyncGenerator[str, None]:
+        return self._stream(lambda b: b.stream_completion(req), req.stable_prefix)
+
+    def stream_chat(self, req: ChatRequest) -> AsyncGenerator[str, None]:
+        return self._stream(lambda b: b.stream_chat(req), req.stable_prefix)
+
+    async def warm(self, prefix: str) -> None:
+        """Warm the replica that requests with this stable prefix will be routed to."""
+        replica = await self._pick(prefix, exclude=(), for_warm=True)
+        try:
+            await replica.backend.warm(prefix)
+        except BackendError as exc:
+            self._record_failure(replica, exc)
+            raise
+        self._record_success(replica)
+
+    def tokenizer(self) -> Tokenizer:
+        # Replicas serve one model: the first one's tokenizer counts for all.
+        return self.replicas[0].backend.tokenizer()
+
+    async def aclose(self) -> None:
+        for replica in self.replicas:
+            if replica.probe_task is not None:
+                replica.probe_task.cancel()
+                await asyncio.gather(replica.probe_task, return_exceptions=True)
+            await replica.backend.aclose()
+        if self._owned_client is not None:
+            await self._owned_client.aclose()
+
+    # -- beyond the protocol
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        tried: list[Replica] = []
+        last_error: BackendError | None = None
+        while True:
+            replica = await self._pick("", exclude=tried, last_error=last_error)
+            tried.append(replica)
+            try:
+                vectors = await replica.backend.embed(texts)
+            except BackendError as exc:
+                self._record_failure(replica, exc)
+                last_error = exc
+                if len(tried) > 1 or not worth_retrying_elsewhere(exc):
+                    raise
+                continue
+            self._record_success(replica)
+            return vectors
+
+    async def health(self) -> list[HealthReport]:
+        """Probe every replica now (for `doctor`); a passing probe lets a replica back in."""
+        reports = await asyncio.gather(*(r.backend.health() for r in self.replicas))
+        for replica, report in zip(self.replicas, reports, strict=True):
+            if report.ok and not replica.healthy:
+                self._record_success(replica)
+        return list(reports)
+
+    def info(self) -> list[ReplicaInfo]:
+        now = self._clock()
+        return [
+            ReplicaInfo(
+                name=r.backend.name,
+                url=r.backend.root,
+                healthy=r.healthy,
+                consecutive_failures=r.consecutive_failures,
+                in_flight=r.in_flight,
+                probe_in=None if r.healthy else max(0.0, r.probe_at - now),
+                stats=r.backend.stats,
+            )
+            for r in self.replicas
+        ]
+
+    # -- routing
+
+    def _choose(
+        self, stable_prefix: str, *, exclude: Sequence[Replica], for_warm: bool = False
+    ) -> Replica | None:
+        self._start_due_probes()
+        candidates = [r for r in self.replicas if r.healthy and r not in exclude]
+        if not candidates:
+            return None
+        least = min(candidates, key=lambda r: r.in_flight)
+        if not stable_prefix:
+            return least
+        digest = prefix_digest(stable_prefix)
+        owner = max(candidates, key=lambda r: rendezvous_score(digest, r.key))
+        if (
+            not for_warm
+            and owner.in_flight >= self.saturation
+            and least.in_flight < owner.in_flight
+        ):
+            return least
+        return owner
+
+    async def _pick(
+        self,
+        stable_prefix: str,
+        *,
+        exclude: Sequence[Replica],
+        for_warm: bool = False,
+        last_error: BackendError | None = None,
+    ) -> Replica:
+        """`_choose`, but when every replica is out wait briefly for due probes first."""
+        replica = self._choose(stable_prefix, exclude=exclude, for_warm=for_warm)
+        if replica is None and not exclude:
+            probes = [
+                r.probe_task for r in self.replicas if r.probe_task and not r.probe_task.done()
+            ]
+            if probes:
+                await asyncio.wait(probes, timeout=self.probe_wait)
+                replica = self._choose(stable_prefix, exclude=exclude, for_warm=for_warm)
+        if replica is None:
+            raise last_error if last_error is not None else self._unavailable()
+        return replica
+
+    def _unavailable(self) -> BackendUnavailable:
+        waits = [r.probe_at - self._clock() for r in self.replicas if not r.healthy]
+        soon = f"; next probe in {max(0.0, min(waits)):.1f} s" if waits else ""
+        return BackendUnavailable(f"{self.name}: no healthy replica{soon}")
+
+    async def _stream(
+        self, call: Callable[[OpenAIBackend], AsyncGenerator[str, None]], stable_prefix: str
+    ) -> AsyncGenerator[str, None]:
+        tried: list[Replica] = []
+        last_error: BackendError | None = None
+        while True:
+            replica = await self._pick(stable_prefix, exclude=tried, last_error=last_error)
+            tried.append(replica)
+            yielded = False
+            try:
+                stream = call(replica.backend)
+                async with contextlib.aclosing(stream):
+                    async for text in stream:
+                        yielded = True
+                        yield text
+            except BackendError as exc:
+                self._record_failure(replica, exc)
+                last_error = exc
+                if yielded or len(tried) > 1 or not worth_retrying_elsewhere(exc):
+                    raise
+                log.info("%s: retrying on another replica after %s", self.name, exc.user_message)
+                continue
+            self._record_success(replica)
+            return
+
+    # -- health bookkeeping
+
+    def _record_success(self, replica: Replica) -> None:
+        if not replica.healthy:
+            log.info("%s: replica %s is back", self.name, replica.backend.name)
+        replica.healthy = True
+        replica.consecutive_failures = 0
+
+    def _record_failure(self, replica: Replica, exc: BackendError) -> None:
+        if not counts_against_replica(exc):
+            return
+        replica.consecutive_failures += 1
+        if replica.healthy and replica.consecutive_failures >= self.failure_threshold:
+            replica.healthy = False
+            replica.probe_at = self._clock() + self.probe_interval
+            log.warning(
+                "%s: taking replica %s out after %d failures (%s)",
+                self.name,
+                replica.backend.name,
+                replica.consecutive_failures,
+                exc.user_message,
+            )
+
+    def _start_due_probes(self) -> None:
+        now = self._clock()
+        for replica in self.replicas:
+            if replica.healthy or now < replica.probe_at:
+                continue
+            if replica.probe_task is None or replica.probe_task.done():
+                replica.probe_task = asyncio.get_running_loop().create_task(self._probe(replica))
+
+    async def _probe(self, replica: Replica) -> None:
+        report = await replica.backend.health()
+        if report.ok:
+            self._record_success(replica)
+        else:
+            replica.probe_at = self._clock() + self.probe_interval
+            log.debug("%s: probe of %s failed: %s", self.name, replica.backend.name, report.error)

@@ -1,0 +1,242 @@
+"""The language server: state on a typed subclass, handlers wired in one place.
+
+Each feature lives in its own module (`tab.py`, …) as functions taking the
+server; this module registers them and owns lifecycle and configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from lowentropy.prompts.recorder import PromptRecorder
+
+from . import lsp_logging, protocol, tab
+from .backends import Backends
+from .documents import DocumentState
+from .settings import Settings, SettingsError, load_toml, resolve, unwrap
+from .stats import TabStats
+from .wire import structure, to_plain, unstructure
+
+log = logging.getLogger(__name__)
+
+try:
+    __version__ = version("lowentropy")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+
+class Documents:
+    def __init__(self) -> None:
+        self._states: dict[str, DocumentState] = {}
+
+    def get(self, uri: str) -> DocumentState:
+        state = self._states.get(uri)
+        if state is None:
+            state = self._states[uri] = DocumentState(uri=uri)
+        return state
+
+    def drop(self, uri: str) -> None:
+        self._states.pop(uri, None)
+
+
+class LowEntropyServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("lowentropy", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.settings = Settings()
+        self.documents = Documents()
+        self.backends = Backends()
+        self.tab_stats = TabStats()
+        self.tab = tab.TabEngine(self)
+        self.recorder = PromptRecorder(None)
+        self._raw_layers: dict[str, Any] = {}
+        self.root: Path | None = None
+        self.log_handler: logging.Handler | None = None
+
+    # ---- configuration -------------------------------------------------------------------
+
+    def apply_settings_layer(self, name: str, raw: Any) -> bool:
+        """Add or replace one settings layer; on error keep the last good settings and say why."""
+        layers = dict(self._raw_layers)
+        layers[name] = unwrap(to_plain(raw))
+        order = [layers[k] for k in ("toml", "init", "client") if layers.get(k) is not None]
+        try:
+            settings = resolve(*order)
+        except SettingsError as exc:
+            message = f"lowentropy: invalid configuration ({name}): {exc}. Keeping the previous configuration."
+            log.warning(message)
+            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
+            return False
+        self._raw_layers = layers
+        self.settings = settings
+        self.recorder = PromptRecorder(settings.record_prompts)
+        return True
+
+    def relative_path(self, path: str) -> str:
+        if self.root is not None:
+            try:
+                return str(Path(path).resolve().relative_to(self.root))
+            except ValueError:
+                pass
+        return Path(path).name
+
+
+def initialize(ls: LowEntropyServer, params: types.InitializeParams) -> None:
+    root_uri = params.root_uri or (params.workspace_folders[0].uri if params.workspace_folders else None)
+    if root_uri:
+        path = to_fs_path(root_uri)
+        ls.root = Path(path).resolve() if path else None
+    if ls.root is not None:
+        try:
+            toml = load_toml(ls.root)
+        except SettingsError as exc:
+            toml = None
+            log.warning("%s", exc)
+        if toml is not None:
+            ls.apply_settings_layer("toml", toml)
+    if params.initialization_options is not None:
+        ls.apply_settings_layer("init", params.initialization_options)
+
+
+async def initialized(ls: LowEntropyServer, params: types.InitializedParams) -> None:
+    ls.log_handler = lsp_logging.attach(ls)
+    # Load the Tab backend now so the first keystroke does not pay for it.
+    async def preload() -> None:
+        try:
+            await ls.backends.get("tab", ls.settings.role("tab"))
+        except Exception as exc:  # surfaced to the user, the server stays up
+            log.warning("loading the tab backend failed: %s", exc)
+            ls.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=f"lowentropy: {exc}")
+            )
+
+    ls.tab._keep(asyncio.create_task(preload()))  # type: ignore[arg-type]
+
+
+def did_change_configuration(ls: LowEntropyServer, params: types.DidChangeConfigurationParams) -> None:
+    if params.settings is not None:
+        ls.apply_settings_layer("client", params.settings)
+
+
+def did_open(ls: LowEntropyServer, params: types.DidOpenTextDocumentParams) -> None:
+    state = ls.documents.get(params.text_document.uri)
+    state.version = params.text_document.version
+    state.language_id = params.text_document.language_id
+    ls.tab.schedule_warm(params.text_document.uri, 0.0)
+
+
+def did_change(ls: LowEntropyServer, params: types.DidChangeTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    state = ls.documents.get(uri)
+    # pygls has applied the changes already; record them for edit history and warming.
+    for change in params.content_changes:
+        state.record_change(params.text_document.version, change)
+        if isinstance(change, types.TextDocumentContentChangePartial):
+            doc = ls.workspace.text_documents.get(uri)
+            if doc is not None:
+                index = state.index(doc.source)
+                line = min(change.range.start.line, index.line_count - 1)
+                end = change.text.count("\n")
+                last = change.text.rsplit("\n", 1)[-1]
+                target_line = min(line + end, index.line_count - 1)
+                col = (0 if end else change.range.start.character) + len(last)
+                state.last_edit_offset = index.offset(target_line, min(col, len(index.line(target_line))))
+    ls.tab.schedule_warm(uri, ls.settings.completion.warm_delay_ms / 1000)
+
+
+def did_close(ls: LowEntropyServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.tab.forget(params.text_document.uri)
+    ls.documents.drop(params.text_document.uri)
+
+
+async def inline_completion(
+    ls: LowEntropyServer, params: types.InlineCompletionParams
+) -> types.InlineCompletionList | None:
+    return await tab.inline_completion(ls, params)
+
+
+async def completion(ls: LowEntropyServer, params: types.CompletionParams) -> types.CompletionList | None:
+    return await tab.completion(ls, params)
+
+
+def accept_completion(ls: LowEntropyServer, *args: Any) -> None:
+    ls.tab_stats.accepted += 1
+
+
+def did_show_completion(ls: LowEntropyServer, params: Any) -> None:
+    ls.tab_stats.shown += 1
+
+
+def did_partially_accept_completion(ls: LowEntropyServer, params: Any) -> None:
+    ls.tab_stats.partially_accepted += 1
+
+
+async def stats(ls: LowEntropyServer, params: Any) -> Any:
+    request = structure(params, protocol.StatsParams)
+    backends = []
+    for role, backend in ls.backends.loaded().items():
+        gen = backend.generator
+        detail = getattr(gen, "stats", None)
+        backends.append(
+            protocol.BackendState(
+                role=role,
+                kind="embedded" if backend.config.embedded else "pool",
+                name=getattr(gen, "name", type(gen).__name__),
+                template=backend.template.name,
+                tokenizer_exact=bool(backend.tokenizer.exact),
+                detail=_plain_stats(detail),
+            )
+        )
+    result = protocol.StatsResult(tab=ls.tab_stats.snapshot(), backends=backends)
+    if request.reset:
+        ls.tab_stats = type(ls.tab_stats)()
+    return unstructure(result)
+
+
+def _plain_stats(detail: Any) -> dict[str, object]:
+    if detail is None:
+        return {}
+    import attrs
+
+    if attrs.has(type(detail)):
+        return {k: v for k, v in attrs.asdict(detail).items() if isinstance(v, (int, float, str, bool))}
+    if isinstance(detail, dict):
+        return {str(k): v for k, v in detail.items() if isinstance(v, (int, float, str, bool))}
+    return {}
+
+
+async def shutdown(ls: LowEntropyServer, params: Any) -> None:
+    if ls.log_handler is not None:
+        logging.getLogger("lowentropy").removeHandler(ls.log_handler)
+    await ls.tab.aclose()
+    await ls.backends.aclose()
+
+
+def create_server() -> LowEntropyServer:
+    """A fresh server with every feature registered."""
+    ls = LowEntropyServer()
+    ls.feature(types.INITIALIZE)(initialize)
+    ls.feature(types.INITIALIZED)(initialized)
+    ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
+    ls.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
+    ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
+    ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)(did_close)
+    # pygls 2.1 advertises inline completion only when registered with its options.
+    ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(inline_completion)
+    ls.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(trigger_characters=[".", "(", " ", "=", ":"]),
+    )(completion)
+    ls.command(tab.ACCEPT_COMMAND)(accept_completion)
+    ls.feature(protocol.DID_SHOW_COMPLETION)(did_show_completion)
+    ls.feature(protocol.DID_PARTIALLY_ACCEPT_COMPLETION)(did_partially_accept_completion)
+    ls.feature(protocol.STATS)(stats)
+    ls.feature(types.SHUTDOWN)(shutdown)
+    return ls

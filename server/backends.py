@@ -1,0 +1,106 @@
+"""The generator, tokenizer and prompt template for each role, built from settings.
+
+No endpoints → the embedded llama.cpp engine (one load per process, shared by
+every role that uses the same GGUF). Endpoints → a `Pool` of OpenAI-compatible
+replicas. Built lazily and rebuilt only when the role's configuration changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import attrs
+
+from lowentropy.models.config import RoleConfig
+from lowentropy.models.types import Generator, Role, Tokenizer
+from lowentropy.prompts.fim import FimTemplate, get_template, guess_template
+from lowentropy.prompts.renderer import Renderer
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class RoleBackend:
+    config: RoleConfig
+    generator: Generator
+    tokenizer: Tokenizer
+    template: FimTemplate
+    # True when the tokenizer may do I/O (remote /tokenize): count off the event loop.
+    blocking_tokenizer: bool
+    # Long-lived, so per-line token counts are reused across keystrokes.
+    renderer: Renderer = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.renderer = Renderer.for_tokenizer(self.tokenizer)
+
+
+class Backends:
+    def __init__(self) -> None:
+        self._built: dict[Role, RoleBackend] = {}
+        self._locks: dict[Role, asyncio.Lock] = {}
+
+    async def get(self, role: Role, config: RoleConfig) -> RoleBackend:
+        built = self._built.get(role)
+        if built is not None and built.config == config:
+            return built
+        lock = self._locks.setdefault(role, asyncio.Lock())
+        async with lock:
+            built = self._built.get(role)
+            if built is not None and built.config == config:
+                return built
+            fresh = await self._build(config)
+            old, self._built[role] = self._built.get(role), fresh
+            if old is not None and old.generator is not fresh.generator and not self._in_use(old.generator):
+                await old.generator.aclose()
+            return fresh
+
+    def _in_use(self, generator: Generator) -> bool:
+        return any(b.generator is generator for b in self._built.values())
+
+    def loaded(self) -> dict[Role, RoleBackend]:
+        return dict(self._built)
+
+    async def _build(self, config: RoleConfig) -> RoleBackend:
+        if config.embedded:
+            from lowentropy.models.embedded import EmbeddedEngine
+
+            engine = await asyncio.to_thread(
+                EmbeddedEngine.shared, config.model_path, n_ctx=config.n_ctx, n_threads=config.n_threads
+            )
+            fim = engine.fim_tokens()
+            template = (
+                get_template(config.template)
+                if config.template
+                else guess_template(engine.name, lambda tok: tok in fim)
+            )
+            return RoleBackend(
+                config=config,
+                generator=engine,
+                tokenizer=engine.tokenizer(),
+                template=template,
+                blocking_tokenizer=False,
+            )
+        from lowentropy.models.pool import Pool
+
+        pool = Pool.from_config(config)
+        model_name = config.model or (config.endpoints[0].model if config.endpoints else "")
+        template = get_template(config.template) if config.template else guess_template(model_name, None)
+        tokenizer = await asyncio.to_thread(pool.tokenizer)
+        return RoleBackend(
+            config=config,
+            generator=pool,
+            tokenizer=tokenizer,
+            template=template,
+            blocking_tokenizer=not config.tokenizer,
+        )
+
+    async def aclose(self) -> None:
+        seen: set[int] = set()
+        for backend in self._built.values():
+            if id(backend.generator) not in seen:
+                seen.add(id(backend.generator))
+                # The embedded engine is process-wide and outlives one server's settings.
+                if type(backend.generator).__name__ != "EmbeddedEngine":
+                    await backend.generator.aclose()
+        self._built.clear()

@@ -1,0 +1,167 @@
+"""The `lowentropy` command: serve, complete, demo, doctor, pool."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+from .app import __version__
+
+
+def _configure_logging(level: str, log_file: str | None) -> None:
+    handlers: list[logging.Handler] = []
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    else:
+        # stdout carries LSP in `serve`: logs go to stderr.
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """`PORT` or `HOST:PORT`; the host defaults to loopback so nothing listens on the network unasked."""
+    host, _, port = value.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT, got {value!r}") from None
+    if not 0 < number < 65536:
+        raise argparse.ArgumentTypeError(f"port out of range: {number}")
+    return (host.strip("[]") or "127.0.0.1"), number
+
+
+def parse_location(value: str) -> tuple[Path, int, int]:
+    """`FILE:LINE:COL`, 1-based like compiler messages."""
+    try:
+        path, line, col = value.rsplit(":", 2)
+        return Path(path), int(line), int(col)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FILE:LINE:COL, got {value!r}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .app import create_server
+
+    server = create_server()
+    if args.tcp:
+        host, port = args.tcp
+        server.start_tcp(host, port)
+    else:
+        server.start_io()
+    return 0
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    from .inprocess import complete_at
+
+    path, line, col = args.location
+    if not path.is_file():
+        print(f"lowentropy: no such file: {path}", file=sys.stderr)
+        return 2
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if not 1 <= line <= len(lines):
+        print(f"lowentropy: line {line} is outside {path} (1..{len(lines)})", file=sys.stderr)
+        return 2
+    suggestion = asyncio.run(complete_at(path, line - 1, col - 1, root=args.root))
+    print(suggestion)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from .inprocess import complete_at
+
+    console = Console()
+    sample = resources.files("lowentropy.server").joinpath("data/demo_sample.py").read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="lowentropy-demo-") as tmp:
+        path = Path(tmp) / "fib.py"
+        path.write_text(sample, encoding="utf-8")
+        lines = sample.split("\n")
+        line = len(lines) - 2  # the unfinished `return ` line
+        col = len(lines[line])
+        console.print(f"[bold]lowentropy {__version__}[/] demo: the real server, in-process, embedded model")
+        started = time.perf_counter()
+        suggestion = asyncio.run(complete_at(path, line, col, root=Path(tmp)))
+        elapsed = time.perf_counter() - started
+        shown = Text()
+        shown.append("\n".join(lines[: line]) + "\n")
+        shown.append(lines[line])
+        shown.append(suggestion or "∅", style="bold green")
+        console.print(Panel(shown, title=f"Tab at {path.name}:{line + 1}:{col + 1}", subtitle="suggestion in green"))
+        console.print(f"suggestion: {suggestion!r}  ({elapsed:.1f}s including model load)")
+    if not suggestion:
+        console.print("[red]no suggestion came back[/]")
+        return 1
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+
+    return asyncio.run(run_doctor(args.root))
+
+
+def cmd_pool(args: argparse.Namespace) -> int:
+    from lowentropy.models.vllm_launcher import run_pool
+
+    return run_pool(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lowentropy", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"lowentropy {__version__}")
+    parser.add_argument("--log-file", help="write logs here instead of stderr")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument("--tcp", type=parse_host_port, metavar="[HOST:]PORT", help="listen on TCP (host defaults to 127.0.0.1)")
+    serve.add_argument("--stdio", action="store_true", help="stdio transport (the default; for clients that pass it)")
+    serve.set_defaults(func=cmd_serve)
+
+    complete = sub.add_parser("complete", help="print the Tab suggestion at FILE:LINE:COL (1-based)")
+    complete.add_argument("location", type=parse_location, metavar="FILE:LINE:COL")
+    complete.add_argument("--root", type=Path, default=None, help="workspace root (default: the file's folder)")
+    complete.set_defaults(func=cmd_complete)
+
+    demo = sub.add_parser("demo", help="run the real server on a sample file and show what it suggests")
+    demo.set_defaults(func=cmd_demo)
+
+    doctor = sub.add_parser("doctor", help="show the configuration and how fast each backend answers")
+    doctor.add_argument("--root", type=Path, default=Path.cwd(), help="workspace root with lowentropy.toml")
+    doctor.set_defaults(func=cmd_doctor)
+
+    pool = sub.add_parser("pool", help="start vLLM servers for the roles (needs the gpu extra)")
+    try:
+        from lowentropy.models.vllm_launcher import add_pool_arguments
+
+        add_pool_arguments(pool)
+    except ImportError:  # pragma: no cover
+        pass
+    pool.set_defaults(func=cmd_pool)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.log_level if args.command != "demo" else "WARNING", args.log_file)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

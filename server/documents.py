@@ -1,0 +1,122 @@
+"""Document state beyond pygls' text: versions, a bounded edit history, cheap offset lookups.
+
+pygls keeps the text and applies incremental changes; this module keeps what
+the features need on every keystroke without re-splitting the whole file each
+time (a line index computed once per version).
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from lsprotocol import types
+
+MAX_HISTORY = 64
+# Files larger than this get no completions: every keystroke would cost O(size).
+MAX_DOCUMENT_CHARS = 4_000_000
+
+
+@attrs.frozen(kw_only=True)
+class Edit:
+    """One content change as the client sent it (LSP range in the text before the change)."""
+
+    version: int
+    start_line: int
+    start_character: int
+    end_line: int
+    end_character: int
+    text: str
+    at: float
+
+
+class LineIndex:
+    """Line starts of one text, for O(log n) offset <-> (line, column) conversion."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        starts = [0]
+        find = text.find
+        pos = find("\n")
+        while pos != -1:
+            starts.append(pos + 1)
+            pos = find("\n", pos + 1)
+        self.starts = starts
+
+    @property
+    def line_count(self) -> int:
+        return len(self.starts)
+
+    def line(self, n: int) -> str:
+        """Line n without its newline."""
+        start = self.starts[n]
+        end = self.starts[n + 1] - 1 if n + 1 < len(self.starts) else len(self.text)
+        line = self.text[start:end]
+        return line[:-1] if line.endswith("\r") else line
+
+    def offset(self, line: int, column: int) -> int:
+        return self.starts[line] + column
+
+    def position(self, offset: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self.starts, offset) - 1
+        return line, offset - self.starts[line]
+
+
+def utf16_to_codepoints(line: str, column: int) -> int:
+    """An LSP (UTF-16) column on `line` as a code-point column, clamped to the line."""
+    if line.isascii():
+        return min(column, len(line))
+    units = 0
+    for i, ch in enumerate(line):
+        if units >= column:
+            return i
+        units += 2 if ord(ch) > 0xFFFF else 1
+    return len(line)
+
+
+def codepoints_to_utf16(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+
+
+@attrs.define
+class DocumentState:
+    uri: str
+    version: int = 0
+    language_id: str = ""
+    history: deque[Edit] = attrs.field(factory=lambda: deque(maxlen=MAX_HISTORY))
+    last_edit_at: float = 0.0
+    last_edit_offset: int | None = None
+    _index: LineIndex | None = None
+    _index_version: int = -1
+
+    def index(self, text: str) -> LineIndex:
+        if self._index is None or self._index_version != self.version or self._index.text is not text:
+            self._index = LineIndex(text)
+            self._index_version = self.version
+        return self._index
+
+    def record_change(self, version: int, change: types.TextDocumentContentChangeEvent) -> None:
+        """Remember one change event; the history feeds prompts, never edits."""
+        self.version = version
+        now = time.monotonic()
+        range_ = getattr(change, "range", None)
+        if range_ is not None:
+            self.history.append(
+                Edit(
+                    version=version,
+                    start_line=range_.start.line,
+                    start_character=range_.start.character,
+                    end_line=range_.end.line,
+                    end_character=range_.end.character,
+                    text=change.text,
+                    at=now,
+                )
+            )
+        self.last_edit_at = now

@@ -1,0 +1,221 @@
+"""Settings in two layers: the wire schema (camelCase, all optional) and resolved settings.
+
+Sources, later ones win: defaults < `lowentropy.toml` in the workspace root <
+`initializationOptions` < `workspace/didChangeConfiguration`. All use the same
+schema (under the `lowentropy` key in LSP messages, top level in the TOML).
+An invalid document raises `SettingsError` naming the bad key; the caller keeps
+the last good settings and tells the user.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from lowentropy.models.config import EndpointConfig, RoleConfig, Timeouts
+from lowentropy.models.types import ROLES, Role
+
+from .wire import converter, describe_error
+
+
+class SettingsError(ValueError):
+    """Invalid configuration; the message names the bad key."""
+
+
+# ---- wire schema: every field optional --------------------------------------------------
+
+
+@attrs.define(kw_only=True)
+class WireEndpoint:
+    url: str
+    model: str | None = None
+    supports_prediction: bool | None = None
+
+
+@attrs.define(kw_only=True)
+class WireTimeouts:
+    connect: float | None = None
+    read: float | None = None
+    total: float | None = None
+
+
+@attrs.define(kw_only=True)
+class WireRole:
+    endpoints: list[WireEndpoint] | None = None
+    model: str | None = None
+    model_path: str | None = None
+    api_key_env: str | None = None
+    timeouts: WireTimeouts | None = None
+    template: str | None = None
+    tokenizer: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    failure_threshold: int | None = None
+    probe_interval: float | None = None
+    n_ctx: int | None = None
+    n_threads: int | None = None
+
+
+@attrs.define(kw_only=True)
+class WireCompletion:
+    context_tokens: int | None = None
+    max_lines: int | None = None
+    multiline: bool | None = None
+    prefetch: bool | None = None
+    warm_delay_ms: int | None = None
+    enabled: bool | None = None
+
+
+@attrs.define(kw_only=True)
+class WireSettings:
+    tab: WireRole | None = None
+    next_edit: WireRole | None = None
+    apply: WireRole | None = None
+    chat: WireRole | None = None
+    embed: WireRole | None = None
+    completion: WireCompletion | None = None
+    record_prompts: str | None = None
+
+
+# ---- resolved settings -------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class CompletionOptions:
+    enabled: bool = True
+    context_tokens: int = 1024  # prompt budget for Tab, output reserve included
+    max_lines: int = 8  # a multi-line suggestion never runs longer
+    multiline: bool = True
+    prefetch: bool = True
+    warm_delay_ms: int = 400  # warm the cache after this long without typing
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    roles: dict[Role, RoleConfig] = attrs.field(factory=lambda: {r: RoleConfig() for r in ROLES})
+    completion: CompletionOptions = CompletionOptions()
+    record_prompts: str | None = None
+
+    def role(self, role: Role) -> RoleConfig:
+        return self.roles[role]
+
+
+_ROLE_KEYS: dict[Role, str] = {
+    "tab": "tab",
+    "nextEdit": "next_edit",
+    "apply": "apply",
+    "chat": "chat",
+    "embed": "embed",
+}
+
+
+def _set(obj: Any, **changes: Any) -> Any:
+    return attrs.evolve(obj, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _resolve_role(base: RoleConfig, wire: WireRole | None) -> RoleConfig:
+    if wire is None:
+        return base
+    endpoints = None
+    if wire.endpoints is not None:
+        endpoints = tuple(
+            EndpointConfig(
+                url=e.url,
+                model=e.model or wire.model or "",
+                supports_prediction=bool(e.supports_prediction),
+            )
+            for e in wire.endpoints
+        )
+    timeouts = base.timeouts
+    if wire.timeouts is not None:
+        timeouts = _set(
+            timeouts, connect=wire.timeouts.connect, read=wire.timeouts.read, total=wire.timeouts.total
+        )
+    for name in ("max_tokens", "failure_threshold", "n_ctx", "n_threads"):
+        value = getattr(wire, name)
+        if value is not None and value <= 0:
+            raise SettingsError(f"{name}: must be a positive integer, got {value}")
+    return _set(
+        base,
+        endpoints=endpoints,
+        model=wire.model,
+        model_path=wire.model_path,
+        api_key_env=wire.api_key_env,
+        timeouts=timeouts,
+        template=wire.template,
+        tokenizer=wire.tokenizer,
+        max_tokens=wire.max_tokens,
+        temperature=wire.temperature,
+        failure_threshold=wire.failure_threshold,
+        probe_interval=wire.probe_interval,
+        n_ctx=wire.n_ctx,
+        n_threads=wire.n_threads,
+    )
+
+
+def parse_wire(raw: Any) -> WireSettings:
+    """Structure one raw settings document; raise SettingsError naming the bad key."""
+    if raw is None:
+        return WireSettings()
+    if not isinstance(raw, dict):
+        raise SettingsError(f"settings must be an object, got {type(raw).__name__}")
+    try:
+        return converter.structure(raw, WireSettings)
+    except (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError, ValueError, TypeError) as exc:
+        raise SettingsError(describe_error(exc)) from exc
+
+
+def resolve(*documents: Any, base: Settings | None = None) -> Settings:
+    """Apply raw settings documents in order over `base` (defaults when None)."""
+    settings = base or Settings()
+    for raw in documents:
+        wire = parse_wire(raw)
+        roles = dict(settings.roles)
+        for role, key in _ROLE_KEYS.items():
+            try:
+                roles[role] = _resolve_role(roles[role], getattr(wire, key))
+            except SettingsError as exc:
+                raise SettingsError(f"{role}.{exc}") from exc
+        completion = settings.completion
+        if wire.completion is not None:
+            c = wire.completion
+            if c.context_tokens is not None and c.context_tokens < 64:
+                raise SettingsError(f"completion.contextTokens: too small ({c.context_tokens})")
+            completion = _set(
+                completion,
+                enabled=c.enabled,
+                context_tokens=c.context_tokens,
+                max_lines=c.max_lines,
+                multiline=c.multiline,
+                prefetch=c.prefetch,
+                warm_delay_ms=c.warm_delay_ms,
+            )
+        settings = Settings(
+            roles=roles,
+            completion=completion,
+            record_prompts=wire.record_prompts or settings.record_prompts,
+        )
+    return settings
+
+
+def load_toml(root: Path) -> dict[str, Any] | None:
+    """The workspace's `lowentropy.toml`, or None when there is none."""
+    path = root / "lowentropy.toml"
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"lowentropy.toml: {exc}") from exc
+
+
+def unwrap(raw: Any) -> Any:
+    """Accept both `{lowentropy: {...}}` and the bare document."""
+    if isinstance(raw, dict) and "lowentropy" in raw:
+        return raw["lowentropy"]
+    return raw

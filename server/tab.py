@@ -1,0 +1,393 @@
+"""Tab: `textDocument/inlineCompletion` (and `textDocument/completion` for editors without it).
+
+Pipeline per request: locate the cursor → answer from the suggestion cache when
+the user is typing through a suggestion or accepted one we prefetched → else
+supersede the document's older request → render the prompt (stable prefix
+first) → stream from the role's backend, stopping at the block end → post-process.
+After answering, prefetch what follows acceptance. Warm the backend's KV cache
+on open and after a pause in typing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.uris import to_fs_path
+
+from lowentropy.models.errors import BackendError
+from lowentropy.models.types import CompletionRequest
+from lowentropy.prompts.tab import TabInputs, TabPrompt, render_tab_inputs
+
+from .documents import MAX_DOCUMENT_CHARS, codepoints_to_utf16, utf16_to_codepoints
+from .postprocess import CursorContext, block_finished, postprocess
+from .suggestion_cache import PendingPrefetch, SuggestionCache, snapshot
+
+if TYPE_CHECKING:
+    from .app import LowEntropyServer
+    from .backends import RoleBackend
+
+log = logging.getLogger(__name__)
+
+ACCEPT_COMMAND = "lowentropy.acceptCompletion"
+SERVER_CANCELLED = int(types.LSPErrorCodes.ServerCancelled)
+
+
+class Superseded(JsonRpcException):
+    CODE = SERVER_CANCELLED
+    MESSAGE = "superseded by a newer completion request for this document"
+
+
+@attrs.frozen(kw_only=True)
+class Cursor:
+    """Where a request points, resolved against the document's current text."""
+
+    uri: str
+    version: int
+    text: str
+    offset: int
+    line: int
+    column: int  # code points
+    ctx: CursorContext
+    path: str
+    language: str
+
+
+def locate(ls: LowEntropyServer, document: types.TextDocumentIdentifier, position: types.Position) -> Cursor | None:
+    """Resolve a request's cursor, or None (with a log line) when there is nothing to complete."""
+    doc = ls.workspace.text_documents.get(document.uri)
+    if doc is None:
+        raise JsonRpcException(
+            message=f"unknown document {document.uri}: open it (textDocument/didOpen) first",
+            code=int(types.ErrorCodes.InvalidParams),
+        )
+    text = doc.source
+    if len(text) > MAX_DOCUMENT_CHARS or "\x00" in text[:8192]:
+        log.info("no completion for %s: too large or binary", document.uri)
+        return None
+    state = ls.documents.get(document.uri)
+    index = state.index(text)
+    if position.line < 0 or position.character < 0:
+        raise JsonRpcException(message="negative position", code=int(types.ErrorCodes.InvalidParams))
+    if position.line >= index.line_count:
+        log.info("position past the end of %s (line %d)", document.uri, position.line)
+        return None
+    line_text = index.line(position.line)
+    column = utf16_to_codepoints(line_text, position.character)  # clamps past-the-end columns
+    options = ls.settings.completion
+    ctx = CursorContext(
+        line_prefix=line_text[:column],
+        line_suffix=line_text[column:],
+        multiline=options.multiline,
+        max_lines=options.max_lines,
+    )
+    path = to_fs_path(document.uri) or document.uri
+    return Cursor(
+        uri=document.uri,
+        version=doc.version or 0,
+        text=text,
+        offset=index.offset(position.line, column),
+        line=position.line,
+        column=column,
+        ctx=ctx,
+        path=ls.relative_path(path),
+        language=doc.language_id or Path(path).suffix.lstrip("."),
+    )
+
+
+class TabEngine:
+    """Per-server Tab state: the suggestion cache, in-flight requests, prefetches, warming."""
+
+    def __init__(self, ls: LowEntropyServer) -> None:
+        self.ls = ls
+        self.cache = SuggestionCache()
+        self.inflight: dict[str, asyncio.Task[object]] = {}
+        self.superseded: set[asyncio.Task[object]] = set()
+        self.warm_tasks: dict[str, asyncio.Task[None]] = {}
+        self.background: set[asyncio.Task[object]] = set()
+
+    @property
+    def stats(self):  # type: ignore[no-untyped-def]
+        return self.ls.tab_stats
+
+    # ---- the request path ----------------------------------------------------------------
+
+    async def suggest(self, cursor: Cursor) -> str:
+        """The suggestion for `cursor` ("" for none). Raises Superseded when a newer request wins."""
+        started = time.perf_counter()
+        self.stats.requests += 1
+        hit = self.cache.lookup(cursor.uri, cursor.text, cursor.offset)
+        if hit is not None:
+            rest, entry = hit
+            if entry.prefetched and entry.anchor == cursor.offset:
+                self.stats.prefetch_hits += 1
+            else:
+                self.stats.typed_through += 1
+            self.stats.cached_ms.append((time.perf_counter() - started) * 1000)
+            return rest
+
+        task = asyncio.current_task()
+        assert task is not None
+        previous = self.inflight.get(cursor.uri)
+        if previous is not None and not previous.done():
+            self.superseded.add(previous)
+            previous.cancel()
+        self.inflight[cursor.uri] = task
+        try:
+            pending = self.cache.pending.get(cursor.uri)
+            if pending is not None:
+                if pending.cursor == cursor.offset and pending.expected_text == cursor.text:
+                    suggestion = await asyncio.shield(pending.task)
+                    self.stats.prefetch_hits += 1
+                    self.stats.cached_ms.append((time.perf_counter() - started) * 1000)
+                    return suggestion
+                pending.task.cancel()
+                self.cache.pending.pop(cursor.uri, None)
+            suggestion, backend_ms = await self._generate(cursor)
+        except asyncio.CancelledError:
+            if task in self.superseded:
+                self.superseded.discard(task)
+                self.stats.superseded += 1
+                raise Superseded() from None
+            self.stats.cancelled += 1
+            raise
+        finally:
+            if self.inflight.get(cursor.uri) is task:
+                del self.inflight[cursor.uri]
+        self.stats.completed += 1
+        total_ms = (time.perf_counter() - started) * 1000
+        self.stats.total_ms.append(total_ms)
+        self.stats.overhead_ms.append(max(0.0, total_ms - backend_ms))
+        if suggestion:
+            self.cache.add(cursor.uri, snapshot(cursor.text, cursor.offset, suggestion))
+            if self.ls.settings.completion.prefetch:
+                self._start_prefetch(cursor, suggestion)
+        else:
+            self.stats.empty += 1
+        return suggestion
+
+    async def _backend(self) -> RoleBackend:
+        return await self.ls.backends.get("tab", self.ls.settings.role("tab"))
+
+    def _inputs(self, backend: RoleBackend, cursor: Cursor) -> TabInputs:
+        return TabInputs(
+            text=cursor.text,
+            cursor_offset=cursor.offset,
+            path=cursor.path,
+            language=cursor.language,
+            budget=self.ls.settings.completion.context_tokens,
+            reserve_output=backend.config.max_tokens,
+        )
+
+    async def _render(self, backend: RoleBackend, cursor: Cursor) -> tuple[TabInputs, TabPrompt]:
+        inputs = self._inputs(backend, cursor)
+
+        def render() -> TabPrompt:
+            return render_tab_inputs(
+                inputs, template=backend.template, count=backend.tokenizer.count, renderer=backend.renderer
+            )
+
+        if backend.blocking_tokenizer:
+            return inputs, await asyncio.to_thread(render)
+        return inputs, render()
+
+    async def _generate(self, cursor: Cursor) -> tuple[str, float]:
+        """Render, stream and post-process; returns the suggestion and the ms spent in the backend."""
+        request_id = uuid.uuid4().hex[:8]
+        backend = await self._backend()
+        t0 = time.perf_counter()
+        inputs, prompt = await self._render(backend, cursor)
+        render_ms = (time.perf_counter() - t0) * 1000
+        role = backend.config
+        req = CompletionRequest(
+            prompt=prompt.prompt,
+            max_tokens=role.max_tokens,
+            temperature=role.temperature,
+            stop=tuple(backend.template.stop),
+            stable_prefix=prompt.stable_prefix,
+        )
+        raw = ""
+        self.stats.backend_calls += 1
+        t1 = time.perf_counter()
+        try:
+            async with asyncio.timeout(role.timeouts.total + 1.0):
+                async with contextlib.aclosing(backend.generator.stream_completion(req)) as stream:  # type: ignore[type-var]
+                    async for delta in stream:
+                        raw += delta
+                        if block_finished(raw, cursor.ctx):
+                            break  # aclosing closes the HTTP stream / stops local generation now
+        except BackendError as exc:
+            self.stats.errors += 1
+            log.warning("tab %s: backend failed: %s", request_id, exc.user_message)
+            return "", (time.perf_counter() - t1) * 1000
+        except TimeoutError:
+            self.stats.errors += 1
+            log.warning("tab %s: backend timed out after %.1fs", request_id, role.timeouts.total)
+            return "", (time.perf_counter() - t1) * 1000
+        backend_ms = (time.perf_counter() - t1) * 1000
+        t2 = time.perf_counter()
+        suggestion = postprocess(raw, cursor.ctx)
+        post_ms = (time.perf_counter() - t2) * 1000
+        log.debug(
+            "tab %s render_ms=%.2f backend_ms=%.1f post_ms=%.2f prompt_tokens=%d exact=%s chars=%d",
+            request_id, render_ms, backend_ms, post_ms, prompt.tokens, prompt.exact, len(suggestion),
+        )
+        if self.ls.recorder.enabled:
+            await asyncio.to_thread(self.ls.recorder.record, inputs, prompt, template=backend.template)
+        return suggestion, backend_ms
+
+    # ---- prefetch --------------------------------------------------------------------------
+
+    def _start_prefetch(self, cursor: Cursor, suggestion: str) -> None:
+        expected = cursor.text[: cursor.offset] + suggestion + cursor.text[cursor.offset :]
+        new_offset = cursor.offset + len(suggestion)
+        old = self.cache.pending.pop(cursor.uri, None)
+        if old is not None:
+            old.task.cancel()
+
+        async def run() -> str:
+            line_start = expected.rfind("\n", 0, new_offset) + 1
+            line_end = expected.find("\n", new_offset)
+            line_text = expected[line_start : len(expected) if line_end == -1 else line_end]
+            col = new_offset - line_start
+            ctx = attrs.evolve(cursor.ctx, line_prefix=line_text[:col], line_suffix=line_text[col:])
+            after = attrs.evolve(cursor, text=expected, offset=new_offset, ctx=ctx)
+            self.stats.prefetches += 1
+            result, _ = await self._generate(after)
+            if result:
+                self.cache.add(cursor.uri, snapshot(expected, new_offset, result, prefetched=True))
+            return result
+
+        task = asyncio.create_task(run())
+        self.cache.pending[cursor.uri] = PendingPrefetch(expected_text=expected, cursor=new_offset, task=task)
+        self._keep(task)
+
+    def _keep(self, task: asyncio.Task[object]) -> None:  # type: ignore[type-arg]
+        self.background.add(task)
+
+        def done(t: asyncio.Task[object]) -> None:
+            self.background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("background tab task failed: %s", t.exception())
+
+        task.add_done_callback(done)
+
+    # ---- warming ---------------------------------------------------------------------------
+
+    def schedule_warm(self, uri: str, delay: float) -> None:
+        """Warm the backend for `uri` after `delay` seconds unless typing goes on."""
+        if self.ls.settings.completion.warm_delay_ms < 0:
+            return
+        old = self.warm_tasks.pop(uri, None)
+        if old is not None:
+            old.cancel()
+        task = asyncio.create_task(self._warm_after(uri, delay))
+        self.warm_tasks[uri] = task
+        self._keep(task)  # type: ignore[arg-type]
+
+    async def _warm_after(self, uri: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self.inflight.get(uri) is not None or uri in self.cache.pending:
+            return  # a real request is using the backend: never compete with it
+        doc = self.ls.workspace.text_documents.get(uri)
+        if doc is None:
+            return
+        text = doc.source
+        if len(text) > MAX_DOCUMENT_CHARS:
+            return
+        state = self.ls.documents.get(uri)
+        offset = min(state.last_edit_offset or 0, len(text))
+        line_start = text.rfind("\n", 0, offset) + 1
+        index = state.index(text)
+        line, _ = index.position(line_start)
+        cursor = locate(self.ls, types.TextDocumentIdentifier(uri=uri), types.Position(line=line, character=0))
+        if cursor is None:
+            return
+        backend = await self._backend()
+        _, prompt = await self._render(backend, cursor)
+        # The prompt at the start of the cursor line is the stable head of every
+        # prompt while typing on that line (prefix formats); FIM formats warm their stable prefix.
+        prefix = prompt.prompt if backend.template.name == "plain" else prompt.stable_prefix
+        if not prefix:
+            return
+        try:
+            await backend.generator.warm(prefix)
+            self.stats.warmings += 1
+        except BackendError as exc:
+            log.info("warming %s failed: %s", uri, exc.user_message)
+
+    def forget(self, uri: str) -> None:
+        self.cache.forget(uri)
+        task = self.warm_tasks.pop(uri, None)
+        if task is not None:
+            task.cancel()
+
+    async def aclose(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+        for task in list(self.background):
+            with contextlib.suppress(BaseException):
+                await task
+
+
+# ---- handlers ------------------------------------------------------------------------------
+
+
+def _item_range(cursor: Cursor) -> types.Range:
+    character = codepoints_to_utf16(cursor.ctx.line_prefix)
+    pos = types.Position(line=cursor.line, character=character)
+    return types.Range(start=pos, end=pos)
+
+
+async def inline_completion(
+    ls: LowEntropyServer, params: types.InlineCompletionParams
+) -> types.InlineCompletionList | None:
+    if not ls.settings.completion.enabled:
+        return None
+    cursor = locate(ls, params.text_document, params.position)
+    if cursor is None:
+        return types.InlineCompletionList(items=[])
+    suggestion = await ls.tab.suggest(cursor)
+    if not suggestion:
+        return types.InlineCompletionList(items=[])
+    item = types.InlineCompletionItem(
+        insert_text=suggestion,
+        range=_item_range(cursor),
+        command=types.Command(title="Accept", command=ACCEPT_COMMAND, arguments=[cursor.uri, len(suggestion)]),
+    )
+    return types.InlineCompletionList(items=[item])
+
+
+async def completion(ls: LowEntropyServer, params: types.CompletionParams) -> types.CompletionList | None:
+    """The Tab suggestion as one completion item, for editors without inline completion (Helix)."""
+    if not ls.settings.completion.enabled:
+        return None
+    cursor = locate(ls, params.text_document, params.position)
+    if cursor is None:
+        return types.CompletionList(is_incomplete=True, items=[])
+    suggestion = await ls.tab.suggest(cursor)
+    if not suggestion:
+        return types.CompletionList(is_incomplete=True, items=[])
+    first_line = suggestion.split("\n", 1)[0]
+    label = (cursor.ctx.line_prefix.split()[-1] if cursor.ctx.line_prefix.split() else "") + first_line
+    item = types.CompletionItem(
+        label=label.strip()[:80] or first_line[:80],
+        kind=types.CompletionItemKind.Text,
+        detail="lowentropy",
+        documentation=types.MarkupContent(kind=types.MarkupKind.PlainText, value=suggestion),
+        text_edit=types.TextEdit(range=_item_range(cursor), new_text=suggestion),
+        insert_text_format=types.InsertTextFormat.PlainText,
+        filter_text=label.strip() or first_line,
+        sort_text="0",
+        preselect=True,
+        command=types.Command(title="Accept", command=ACCEPT_COMMAND, arguments=[cursor.uri, len(suggestion)]),
+    )
+    return types.CompletionList(is_incomplete=True, items=[item])

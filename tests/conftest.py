@@ -1,0 +1,139 @@
+"""Shared fixtures: the real server over stdio (pytest-lsp), real models, real HTTP servers.
+
+`lsp_client(...)` starts `python -m lowentropy.server serve` in its own
+process with the given initializationOptions and a workspace folder. The
+session-scoped `client` is the embedded-engine server most Tab tests share, so
+the packaged model loads once for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+pytest_plugins = ["servers"]
+
+SERVER_COMMAND = [sys.executable, "-m", "lowentropy.server", "--log-level", "DEBUG", "serve"]
+
+# Tests never wait on warming or prefetch unless they ask for it.
+QUIET_TAB = {"completion": {"warmDelayMs": -1, "prefetch": False}}
+
+
+@contextlib.asynccontextmanager
+async def lsp_client(
+    root: Path,
+    initialization_options: dict[str, Any] | None = None,
+    *,
+    capabilities: types.ClientCapabilities | None = None,
+) -> AsyncIterator[LanguageClient]:
+    config = ClientServerConfig(server_command=SERVER_COMMAND)
+    client = await config.start()
+    assert isinstance(client, LanguageClient)
+    try:
+        await client.initialize_session(
+            types.InitializeParams(
+                capabilities=capabilities or client_capabilities("visual-studio-code"),
+                root_uri=root.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+                initialization_options=initialization_options,
+            )
+        )
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            await client.shutdown_session()
+        await client.stop()
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("workspace")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def client(workspace: Path) -> AsyncIterator[LanguageClient]:
+    """The embedded-engine server (packaged SmolLM2, greedy), shared by the session."""
+    async with lsp_client(workspace, QUIET_TAB) as c:
+        yield c
+
+
+class Docs:
+    """Open documents in a client with unique URIs and edit them like an editor would."""
+
+    def __init__(self, client: LanguageClient, root: Path) -> None:
+        self.client = client
+        self.root = root
+        self.counter = 0
+        self.versions: dict[str, int] = {}
+
+    def open(self, text: str, name: str = "doc.py", language: str = "python") -> str:
+        self.counter += 1
+        path = self.root / f"{self.counter}_{name}"
+        uri = path.as_uri()
+        self.versions[uri] = 1
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+            )
+        )
+        return uri
+
+    def reopen(self, uri: str, text: str, language: str = "python") -> str:
+        """Close and open `uri` again: the server forgets its cached suggestions for it."""
+        self.client.text_document_did_close(
+            types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        self.versions[uri] = 1
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+            )
+        )
+        return uri
+
+    def insert(self, uri: str, line: int, character: int, text: str) -> None:
+        self.versions[uri] += 1
+        pos = types.Position(line=line, character=character)
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
+                content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos), text=text)],
+            )
+        )
+
+    async def inline(self, uri: str, line: int, character: int) -> types.InlineCompletionList:
+        result = await self.client.text_document_inline_completion_async(inline_params(uri, line, character))
+        assert isinstance(result, types.InlineCompletionList)
+        return result
+
+
+def inline_params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+    )
+
+
+def first_text(result: types.InlineCompletionList) -> str:
+    if not result.items:
+        return ""
+    text = result.items[0].insert_text
+    return text if isinstance(text, str) else text.value
+
+
+async def stats(client: LanguageClient) -> Any:
+    return await client.protocol.send_request_async("lowentropy/stats", {})
+
+
+@pytest.fixture
+def docs(client: LanguageClient, workspace: Path) -> Docs:
+    return Docs(client, workspace)

@@ -12,11 +12,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from lowentropy.prompts.recorder import PromptRecorder
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
-
-from lowentropy.prompts.recorder import PromptRecorder
 
 from . import lsp_logging, protocol, tab
 from .backends import Backends
@@ -49,7 +48,11 @@ class Documents:
 
 class LowEntropyServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("lowentropy", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__(
+            "lowentropy",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
         self.settings = Settings()
         self.documents = Documents()
         self.backends = Backends()
@@ -72,7 +75,9 @@ class LowEntropyServer(LanguageServer):
         except SettingsError as exc:
             message = f"lowentropy: invalid configuration ({name}): {exc}. Keeping the previous configuration."
             log.warning(message)
-            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=message)
+            )
             return False
         self._raw_layers = layers
         self.settings = settings
@@ -89,7 +94,9 @@ class LowEntropyServer(LanguageServer):
 
 
 def initialize(ls: LowEntropyServer, params: types.InitializeParams) -> None:
-    root_uri = params.root_uri or (params.workspace_folders[0].uri if params.workspace_folders else None)
+    root_uri = params.root_uri or (
+        params.workspace_folders[0].uri if params.workspace_folders else None
+    )
     if root_uri:
         path = to_fs_path(root_uri)
         ls.root = Path(path).resolve() if path else None
@@ -107,6 +114,7 @@ def initialize(ls: LowEntropyServer, params: types.InitializeParams) -> None:
 
 async def initialized(ls: LowEntropyServer, params: types.InitializedParams) -> None:
     ls.log_handler = lsp_logging.attach(ls)
+
     # Load the Tab backend now so the first keystroke does not pay for it.
     async def preload() -> None:
         try:
@@ -117,10 +125,12 @@ async def initialized(ls: LowEntropyServer, params: types.InitializedParams) -> 
                 types.ShowMessageParams(type=types.MessageType.Error, message=f"lowentropy: {exc}")
             )
 
-    ls.tab._keep(asyncio.create_task(preload()))  # type: ignore[arg-type]
+    ls.tab._keep(asyncio.create_task(preload()))
 
 
-def did_change_configuration(ls: LowEntropyServer, params: types.DidChangeConfigurationParams) -> None:
+def did_change_configuration(
+    ls: LowEntropyServer, params: types.DidChangeConfigurationParams
+) -> None:
     if params.settings is not None:
         ls.apply_settings_layer("client", params.settings)
 
@@ -147,7 +157,9 @@ def did_change(ls: LowEntropyServer, params: types.DidChangeTextDocumentParams) 
                 last = change.text.rsplit("\n", 1)[-1]
                 target_line = min(line + end, index.line_count - 1)
                 col = (0 if end else change.range.start.character) + len(last)
-                state.last_edit_offset = index.offset(target_line, min(col, len(index.line(target_line))))
+                state.last_edit_offset = index.offset(
+                    target_line, min(col, len(index.line(target_line)))
+                )
     ls.tab.schedule_warm(uri, ls.settings.completion.warm_delay_ms / 1000)
 
 
@@ -162,7 +174,9 @@ async def inline_completion(
     return await tab.inline_completion(ls, params)
 
 
-async def completion(ls: LowEntropyServer, params: types.CompletionParams) -> types.CompletionList | None:
+async def completion(
+    ls: LowEntropyServer, params: types.CompletionParams
+) -> types.CompletionList | None:
     return await tab.completion(ls, params)
 
 
@@ -206,7 +220,9 @@ def _plain_stats(detail: Any) -> dict[str, object]:
     import attrs
 
     if attrs.has(type(detail)):
-        return {k: v for k, v in attrs.asdict(detail).items() if isinstance(v, (int, float, str, bool))}
+        return {
+            k: v for k, v in attrs.asdict(detail).items() if isinstance(v, (int, float, str, bool))
+        }
     if isinstance(detail, dict):
         return {str(k): v for k, v in detail.items() if isinstance(v, (int, float, str, bool))}
     return {}
@@ -229,7 +245,9 @@ def create_server() -> LowEntropyServer:
     ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
     ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)(did_close)
     # pygls 2.1 advertises inline completion only when registered with its options.
-    ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(inline_completion)
+    ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
+        inline_completion
+    )
     ls.feature(
         types.TEXT_DOCUMENT_COMPLETION,
         types.CompletionOptions(trigger_characters=[".", "(", " ", "=", ":"]),

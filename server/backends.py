@@ -11,7 +11,6 @@ import asyncio
 import logging
 
 import attrs
-
 from lowentropy.models.config import RoleConfig
 from lowentropy.models.types import Generator, Role, Tokenizer
 from lowentropy.prompts.fim import FimTemplate, get_template, guess_template
@@ -51,7 +50,11 @@ class Backends:
                 return built
             fresh = await self._build(config)
             old, self._built[role] = self._built.get(role), fresh
-            if old is not None and old.generator is not fresh.generator and not self._in_use(old.generator):
+            if (
+                old is not None
+                and old.generator is not fresh.generator
+                and not self._in_use(old.generator)
+            ):
                 await old.generator.aclose()
             return fresh
 
@@ -66,7 +69,10 @@ class Backends:
             from lowentropy.models.embedded import EmbeddedEngine
 
             engine = await asyncio.to_thread(
-                EmbeddedEngine.shared, config.model_path, n_ctx=config.n_ctx, n_threads=config.n_threads
+                EmbeddedEngine.shared,
+                config.model_path,
+                n_ctx=config.n_ctx,
+                n_threads=config.n_threads,
             )
             fim = engine.fim_tokens()
             template = (
@@ -85,7 +91,9 @@ class Backends:
 
         pool = Pool.from_config(config)
         model_name = config.model or (config.endpoints[0].model if config.endpoints else "")
-        template = get_template(config.template) if config.template else guess_template(model_name, None)
+        template = (
+            get_template(config.template) if config.template else guess_template(model_name, None)
+        )
         tokenizer = await asyncio.to_thread(pool.tokenizer)
         return RoleBackend(
             config=config,

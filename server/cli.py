@@ -86,22 +86,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .inprocess import complete_at
 
     console = Console()
-    sample = resources.files("lowentropy.server").joinpath("data/demo_sample.py").read_text(encoding="utf-8")
+    sample = (
+        resources.files("lowentropy.server")
+        .joinpath("data/fib.py.txt")
+        .read_text(encoding="utf-8")
+    )
     with tempfile.TemporaryDirectory(prefix="lowentropy-demo-") as tmp:
         path = Path(tmp) / "fib.py"
         path.write_text(sample, encoding="utf-8")
         lines = sample.split("\n")
         line = len(lines) - 2  # the unfinished `return ` line
         col = len(lines[line])
-        console.print(f"[bold]lowentropy {__version__}[/] demo: the real server, in-process, embedded model")
+        console.print(
+            f"[bold]lowentropy {__version__}[/] demo: the real server, in-process, embedded model"
+        )
         started = time.perf_counter()
         suggestion = asyncio.run(complete_at(path, line, col, root=Path(tmp)))
         elapsed = time.perf_counter() - started
         shown = Text()
-        shown.append("\n".join(lines[: line]) + "\n")
+        shown.append("\n".join(lines[:line]) + "\n")
         shown.append(lines[line])
         shown.append(suggestion or "∅", style="bold green")
-        console.print(Panel(shown, title=f"Tab at {path.name}:{line + 1}:{col + 1}", subtitle="suggestion in green"))
+        console.print(
+            Panel(
+                shown,
+                title=f"Tab at {path.name}:{line + 1}:{col + 1}",
+                subtitle="suggestion in green",
+            )
+        )
         console.print(f"suggestion: {suggestion!r}  ({elapsed:.1f}s including model load)")
     if not suggestion:
         console.print("[red]no suggestion came back[/]")
@@ -125,24 +137,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lowentropy", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lowentropy {__version__}")
     parser.add_argument("--log-file", help="write logs here instead of stderr")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the language server (stdio by default)")
-    serve.add_argument("--tcp", type=parse_host_port, metavar="[HOST:]PORT", help="listen on TCP (host defaults to 127.0.0.1)")
-    serve.add_argument("--stdio", action="store_true", help="stdio transport (the default; for clients that pass it)")
+    serve.add_argument(
+        "--tcp",
+        type=parse_host_port,
+        metavar="[HOST:]PORT",
+        help="listen on TCP (host defaults to 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--stdio",
+        action="store_true",
+        help="stdio transport (the default; for clients that pass it)",
+    )
     serve.set_defaults(func=cmd_serve)
 
-    complete = sub.add_parser("complete", help="print the Tab suggestion at FILE:LINE:COL (1-based)")
+    complete = sub.add_parser(
+        "complete", help="print the Tab suggestion at FILE:LINE:COL (1-based)"
+    )
     complete.add_argument("location", type=parse_location, metavar="FILE:LINE:COL")
-    complete.add_argument("--root", type=Path, default=None, help="workspace root (default: the file's folder)")
+    complete.add_argument(
+        "--root", type=Path, default=None, help="workspace root (default: the file's folder)"
+    )
     complete.set_defaults(func=cmd_complete)
 
-    demo = sub.add_parser("demo", help="run the real server on a sample file and show what it suggests")
+    demo = sub.add_parser(
+        "demo", help="run the real server on a sample file and show what it suggests"
+    )
     demo.set_defaults(func=cmd_demo)
 
-    doctor = sub.add_parser("doctor", help="show the configuration and how fast each backend answers")
-    doctor.add_argument("--root", type=Path, default=Path.cwd(), help="workspace root with lowentropy.toml")
+    doctor = sub.add_parser(
+        "doctor", help="show the configuration and how fast each backend answers"
+    )
+    doctor.add_argument(
+        "--root", type=Path, default=Path.cwd(), help="workspace root with lowentropy.toml"
+    )
     doctor.set_defaults(func=cmd_doctor)
 
     pool = sub.add_parser("pool", help="start vLLM servers for the roles (needs the gpu extra)")

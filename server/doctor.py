@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from lowentropy.models.errors import BackendError
 from lowentropy.models.types import ROLES, CompletionRequest
+from rich.console import Console
+from rich.table import Table
 
 from .backends import Backends
 from .settings import SettingsError, load_toml, resolve
@@ -22,16 +21,29 @@ async def run_doctor(root: Path) -> int:
     except SettingsError as exc:
         console.print(f"[red]invalid configuration:[/] {exc}")
         return 2
-    console.print(f"workspace: {root.resolve()}  (lowentropy.toml: {'yes' if (root / 'lowentropy.toml').is_file() else 'no'})")
+    console.print(
+        f"workspace: {root.resolve()}  (lowentropy.toml: {'yes' if (root / 'lowentropy.toml').is_file() else 'no'})"
+    )
     table = Table("role", "backend", "model / endpoints", "template", "tokenizer", "check")
     backends = Backends()
     failures = 0
     for role in ROLES:
         config = settings.role(role)
-        where = ", ".join(e.url for e in config.endpoints) if config.endpoints else (config.model_path or "packaged SmolLM2-135M-Instruct")
+        where = (
+            ", ".join(e.url for e in config.endpoints)
+            if config.endpoints
+            else (config.model_path or "packaged SmolLM2-135M-Instruct")
+        )
         kind = "pool" if config.endpoints else "embedded"
         if role == "embed":
-            table.add_row(role, kind if config.endpoints else "sentence-transformers", where if config.endpoints else "packaged all-MiniLM-L6-v2", "-", "-", "checked by `lowentropy index`")
+            table.add_row(
+                role,
+                kind if config.endpoints else "sentence-transformers",
+                where if config.endpoints else "packaged all-MiniLM-L6-v2",
+                "-",
+                "-",
+                "checked by `lowentropy index`",
+            )
             continue
         try:
             started = time.perf_counter()

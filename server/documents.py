@@ -97,7 +97,11 @@ class DocumentState:
     _index_version: int = -1
 
     def index(self, text: str) -> LineIndex:
-        if self._index is None or self._index_version != self.version or self._index.text is not text:
+        if (
+            self._index is None
+            or self._index_version != self.version
+            or self._index.text is not text
+        ):
             self._index = LineIndex(text)
             self._index_version = self.version
         return self._index

@@ -33,14 +33,18 @@ async def in_process_client(
     server = create_server()
     server_in = os.fdopen(c2s_read, "rb")
     server_out = os.fdopen(s2c_write, "wb")
-    thread = threading.Thread(target=server.start_io, args=(server_in, server_out), daemon=True, name="lowentropy-server")
+    thread = threading.Thread(
+        target=server.start_io, args=(server_in, server_out), daemon=True, name="lowentropy-server"
+    )
     thread.start()
 
     client = LanguageClient("lowentropy-cli", __version__)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     client_in = os.fdopen(s2c_read, "rb")
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), client_in)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), client_in
+    )
     client_out = os.fdopen(c2s_write, "wb")
     client.protocol.set_writer(StdoutWriter(client_out))
     reading = asyncio.create_task(
@@ -57,7 +61,9 @@ async def in_process_client(
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(),
                 root_uri=root.resolve().as_uri(),
-                workspace_folders=[types.WorkspaceFolder(uri=root.resolve().as_uri(), name=root.name)],
+                workspace_folders=[
+                    types.WorkspaceFolder(uri=root.resolve().as_uri(), name=root.name)
+                ],
                 initialization_options=initialization_options,
             )
         )
@@ -79,7 +85,12 @@ async def in_process_client(
 
 
 async def complete_at(
-    path: Path, line: int, character: int, *, root: Path | None = None, initialization_options: dict[str, Any] | None = None
+    path: Path,
+    line: int,
+    character: int,
+    *,
+    root: Path | None = None,
+    initialization_options: dict[str, Any] | None = None,
 ) -> str:
     """The inline suggestion the server gives at (line, character), 0-based, UTF-16 columns."""
     text = path.read_text(encoding="utf-8")
@@ -88,14 +99,18 @@ async def complete_at(
         uri = path.resolve().as_uri()
         client.text_document_did_open(
             types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(uri=uri, language_id=_language(path), version=1, text=text)
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id=_language(path), version=1, text=text
+                )
             )
         )
         result = await client.text_document_inline_completion_async(
             types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
                 position=types.Position(line=line, character=character),
-                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Invoked
+                ),
             )
         )
     if result is None:
@@ -107,8 +122,20 @@ async def complete_at(
     return first if isinstance(first, str) else first.value
 
 
-_LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".tsx": "typescriptreact", ".go": "go",
-              ".rs": "rust", ".java": "java", ".c": "c", ".h": "c", ".cpp": "cpp", ".rb": "ruby", ".md": "markdown"}
+_LANGUAGES = {
+    ".py": "python",
+    ".js": "javascript",
+    ".ts": "typescript",
+    ".tsx": "typescriptreact",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+    ".c": "c",
+    ".h": "c",
+    ".cpp": "cpp",
+    ".rb": "ruby",
+    ".md": "markdown",
+}
 
 
 def _language(path: Path) -> str:

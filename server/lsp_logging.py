@@ -21,7 +21,9 @@ _LEVELS = {
 
 
 class LspLogHandler(logging.Handler):
-    def __init__(self, ls: LanguageServer, loop: asyncio.AbstractEventLoop, level: int = logging.WARNING) -> None:
+    def __init__(
+        self, ls: LanguageServer, loop: asyncio.AbstractEventLoop, level: int = logging.WARNING
+    ) -> None:
         super().__init__(level)
         self.ls = ls
         self.loop = loop

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
-
-from lowentropy.models.config import EndpointConfig, RoleConfig, Timeouts
+from lowentropy.models.config import EndpointConfig, RoleConfig
 from lowentropy.models.types import ROLES, Role
 
 from .wire import converter, describe_error
@@ -113,8 +112,12 @@ _ROLE_KEYS: dict[Role, str] = {
 }
 
 
-def _set(obj: Any, **changes: Any) -> Any:
-    return attrs.evolve(obj, **{k: v for k, v in changes.items() if v is not None})
+T = TypeVar("T")
+
+
+def _set(obj: T, **changes: Any) -> T:
+    """`attrs.evolve` with only the changes that were given (not None)."""
+    return attrs.evolve(obj, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[misc]
 
 
 def _resolve_role(base: RoleConfig, wire: WireRole | None) -> RoleConfig:
@@ -133,7 +136,10 @@ def _resolve_role(base: RoleConfig, wire: WireRole | None) -> RoleConfig:
     timeouts = base.timeouts
     if wire.timeouts is not None:
         timeouts = _set(
-            timeouts, connect=wire.timeouts.connect, read=wire.timeouts.read, total=wire.timeouts.total
+            timeouts,
+            connect=wire.timeouts.connect,
+            read=wire.timeouts.read,
+            total=wire.timeouts.total,
         )
     for name in ("max_tokens", "failure_threshold", "n_ctx", "n_threads"):
         value = getattr(wire, name)
@@ -165,7 +171,12 @@ def parse_wire(raw: Any) -> WireSettings:
         raise SettingsError(f"settings must be an object, got {type(raw).__name__}")
     try:
         return converter.structure(raw, WireSettings)
-    except (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError, ValueError, TypeError) as exc:
+    except (
+        cattrs.BaseValidationError,
+        cattrs.ForbiddenExtraKeysError,
+        ValueError,
+        TypeError,
+    ) as exc:
         raise SettingsError(describe_error(exc)) from exc
 
 

@@ -41,7 +41,9 @@ class CachedSuggestion:
         return self.text[typed_len:]
 
 
-def snapshot(text: str, anchor: int, suggestion: str, *, prefetched: bool = False) -> CachedSuggestion:
+def snapshot(
+    text: str, anchor: int, suggestion: str, *, prefetched: bool = False
+) -> CachedSuggestion:
     return CachedSuggestion(
         anchor=anchor,
         before=text[max(0, anchor - TAIL) : anchor],

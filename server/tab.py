@@ -16,16 +16,15 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
-from lsprotocol import types
-from pygls.exceptions import JsonRpcException
-from pygls.uris import to_fs_path
-
 from lowentropy.models.errors import BackendError
 from lowentropy.models.types import CompletionRequest
 from lowentropy.prompts.tab import TabInputs, TabPrompt, render_tab_inputs
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.uris import to_fs_path
 
 from .documents import MAX_DOCUMENT_CHARS, codepoints_to_utf16, utf16_to_codepoints
 from .postprocess import CursorContext, block_finished, postprocess
@@ -61,7 +60,9 @@ class Cursor:
     language: str
 
 
-def locate(ls: LowEntropyServer, document: types.TextDocumentIdentifier, position: types.Position) -> Cursor | None:
+def locate(
+    ls: LowEntropyServer, document: types.TextDocumentIdentifier, position: types.Position
+) -> Cursor | None:
     """Resolve a request's cursor, or None (with a log line) when there is nothing to complete."""
     doc = ls.workspace.text_documents.get(document.uri)
     if doc is None:
@@ -76,7 +77,9 @@ def locate(ls: LowEntropyServer, document: types.TextDocumentIdentifier, positio
     state = ls.documents.get(document.uri)
     index = state.index(text)
     if position.line < 0 or position.character < 0:
-        raise JsonRpcException(message="negative position", code=int(types.ErrorCodes.InvalidParams))
+        raise JsonRpcException(
+            message="negative position", code=int(types.ErrorCodes.InvalidParams)
+        )
     if position.line >= index.line_count:
         log.info("position past the end of %s (line %d)", document.uri, position.line)
         return None
@@ -112,7 +115,7 @@ class TabEngine:
         self.inflight: dict[str, asyncio.Task[object]] = {}
         self.superseded: set[asyncio.Task[object]] = set()
         self.warm_tasks: dict[str, asyncio.Task[None]] = {}
-        self.background: set[asyncio.Task[object]] = set()
+        self.background: set[asyncio.Task[Any]] = set()
 
     @property
     def stats(self):  # type: ignore[no-untyped-def]
@@ -192,7 +195,10 @@ class TabEngine:
 
         def render() -> TabPrompt:
             return render_tab_inputs(
-                inputs, template=backend.template, count=backend.tokenizer.count, renderer=backend.renderer
+                inputs,
+                template=backend.template,
+                count=backend.tokenizer.count,
+                renderer=backend.renderer,
             )
 
         if backend.blocking_tokenizer:
@@ -238,10 +244,18 @@ class TabEngine:
         post_ms = (time.perf_counter() - t2) * 1000
         log.debug(
             "tab %s render_ms=%.2f backend_ms=%.1f post_ms=%.2f prompt_tokens=%d exact=%s chars=%d",
-            request_id, render_ms, backend_ms, post_ms, prompt.tokens, prompt.exact, len(suggestion),
+            request_id,
+            render_ms,
+            backend_ms,
+            post_ms,
+            prompt.tokens,
+            prompt.exact,
+            len(suggestion),
         )
         if self.ls.recorder.enabled:
-            await asyncio.to_thread(self.ls.recorder.record, inputs, prompt, template=backend.template)
+            await asyncio.to_thread(
+                self.ls.recorder.record, inputs, prompt, template=backend.template
+            )
         return suggestion, backend_ms
 
     # ---- prefetch --------------------------------------------------------------------------
@@ -267,13 +281,15 @@ class TabEngine:
             return result
 
         task = asyncio.create_task(run())
-        self.cache.pending[cursor.uri] = PendingPrefetch(expected_text=expected, cursor=new_offset, task=task)
+        self.cache.pending[cursor.uri] = PendingPrefetch(
+            expected_text=expected, cursor=new_offset, task=task
+        )
         self._keep(task)
 
-    def _keep(self, task: asyncio.Task[object]) -> None:  # type: ignore[type-arg]
+    def _keep(self, task: asyncio.Task[Any]) -> None:
         self.background.add(task)
 
-        def done(t: asyncio.Task[object]) -> None:
+        def done(t: asyncio.Task[Any]) -> None:
             self.background.discard(t)
             if not t.cancelled() and t.exception() is not None:
                 log.warning("background tab task failed: %s", t.exception())
@@ -291,7 +307,7 @@ class TabEngine:
             old.cancel()
         task = asyncio.create_task(self._warm_after(uri, delay))
         self.warm_tasks[uri] = task
-        self._keep(task)  # type: ignore[arg-type]
+        self._keep(task)
 
     async def _warm_after(self, uri: str, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -308,7 +324,9 @@ class TabEngine:
         line_start = text.rfind("\n", 0, offset) + 1
         index = state.index(text)
         line, _ = index.position(line_start)
-        cursor = locate(self.ls, types.TextDocumentIdentifier(uri=uri), types.Position(line=line, character=0))
+        cursor = locate(
+            self.ls, types.TextDocumentIdentifier(uri=uri), types.Position(line=line, character=0)
+        )
         if cursor is None:
             return
         backend = await self._backend()
@@ -361,12 +379,16 @@ async def inline_completion(
     item = types.InlineCompletionItem(
         insert_text=suggestion,
         range=_item_range(cursor),
-        command=types.Command(title="Accept", command=ACCEPT_COMMAND, arguments=[cursor.uri, len(suggestion)]),
+        command=types.Command(
+            title="Accept", command=ACCEPT_COMMAND, arguments=[cursor.uri, len(suggestion)]
+        ),
     )
     return types.InlineCompletionList(items=[item])
 
 
-async def completion(ls: LowEntropyServer, params: types.CompletionParams) -> types.CompletionList | None:
+async def completion(
+    ls: LowEntropyServer, params: types.CompletionParams
+) -> types.CompletionList | None:
     """The Tab suggestion as one completion item, for editors without inline completion (Helix)."""
     if not ls.settings.completion.enabled:
         return None
@@ -377,7 +399,9 @@ async def completion(ls: LowEntropyServer, params: types.CompletionParams) -> ty
     if not suggestion:
         return types.CompletionList(is_incomplete=True, items=[])
     first_line = suggestion.split("\n", 1)[0]
-    label = (cursor.ctx.line_prefix.split()[-1] if cursor.ctx.line_prefix.split() else "") + first_line
+    label = (
+        cursor.ctx.line_prefix.split()[-1] if cursor.ctx.line_prefix.split() else ""
+    ) + first_line
     item = types.CompletionItem(
         label=label.strip()[:80] or first_line[:80],
         kind=types.CompletionItemKind.Text,
@@ -388,6 +412,8 @@ async def completion(ls: LowEntropyServer, params: types.CompletionParams) -> ty
         filter_text=label.strip() or first_line,
         sort_text="0",
         preselect=True,
-        command=types.Command(title="Accept", command=ACCEPT_COMMAND, arguments=[cursor.uri, len(suggestion)]),
+        command=types.Command(
+            title="Accept", command=ACCEPT_COMMAND, arguments=[cursor.uri, len(suggestion)]
+        ),
     )
     return types.CompletionList(is_incomplete=True, items=[item])

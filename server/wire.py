@@ -26,13 +26,12 @@ def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
 
     def structure_factory(cls: type[Any]) -> Any:
-        overrides = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+        overrides: dict[str, Any] = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
         return make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **overrides)
 
     def unstructure_factory(cls: type[Any]) -> Any:
-        overrides = {
-            a.name: override(rename=camel(a.name), omit_if_default=False)
-            for a in attrs.fields(cls)
+        overrides: dict[str, Any] = {
+            a.name: override(rename=camel(a.name), omit_if_default=False) for a in attrs.fields(cls)
         }
         return make_dict_unstructure_fn(cls, conv, **overrides)
 
@@ -68,7 +67,8 @@ def describe_error(exc: Exception) -> str:
     if isinstance(exc, cattrs.ClassValidationError):
         parts = []
         for sub, note in exc.group_exceptions():
-            parts.append(f"{note.name}: {sub}" if note and hasattr(note, "name") else str(sub))
+            name = getattr(note, "name", None)
+            parts.append(f"{name}: {sub}" if name else str(sub))
         return "; ".join(parts) or str(exc)
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
         return f"unknown key(s): {', '.join(sorted(exc.extra_fields))}"

@@ -81,7 +81,9 @@ class Docs:
         self.versions[uri] = 1
         self.client.text_document_did_open(
             types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id=language, version=1, text=text
+                )
             )
         )
         return uri
@@ -94,7 +96,9 @@ class Docs:
         self.versions[uri] = 1
         self.client.text_document_did_open(
             types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id=language, version=1, text=text
+                )
             )
         )
         return uri
@@ -104,13 +108,21 @@ class Docs:
         pos = types.Position(line=line, character=character)
         self.client.text_document_did_change(
             types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
-                content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos), text=text)],
+                text_document=types.VersionedTextDocumentIdentifier(
+                    uri=uri, version=self.versions[uri]
+                ),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=pos, end=pos), text=text
+                    )
+                ],
             )
         )
 
     async def inline(self, uri: str, line: int, character: int) -> types.InlineCompletionList:
-        result = await self.client.text_document_inline_completion_async(inline_params(uri, line, character))
+        result = await self.client.text_document_inline_completion_async(
+            inline_params(uri, line, character)
+        )
         assert isinstance(result, types.InlineCompletionList)
         return result
 
@@ -119,7 +131,9 @@ def inline_params(uri: str, line: int, character: int) -> types.InlineCompletion
     return types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri=uri),
         position=types.Position(line=line, character=character),
-        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Automatic
+        ),
     )
 
 

@@ -14,7 +14,9 @@ FIB = (Path(__file__).parent / "data" / "tab" / "fib.py").read_text(encoding="ut
 async def test_broken_configuration_is_named_and_previous_kept(tmp_path: Path) -> None:
     """Data: tests/data/tab/fib.py. A typo'd key and a wrong type each get a showMessage."""
     (tmp_path / "lowentropy.toml").write_text("[completion]\nmaxLines = 3\n")
-    async with lsp_client(tmp_path, {"lowentropy": {**QUIET_TAB, "tab": {"maxTokens": 24}}}) as client:
+    async with lsp_client(
+        tmp_path, {"lowentropy": {**QUIET_TAB, "tab": {"maxTokens": 24}}}
+    ) as client:
         docs = Docs(client, tmp_path)
         uri = docs.open(FIB)
         assert first_text(await docs.inline(uri, 4, 11))
@@ -22,7 +24,9 @@ async def test_broken_configuration_is_named_and_previous_kept(tmp_path: Path) -
             types.DidChangeConfigurationParams(settings={"lowentropy": {"tab": {"maxTokenz": 5}}})
         )
         client.workspace_did_change_configuration(
-            types.DidChangeConfigurationParams(settings={"lowentropy": {"completion": {"prefetch": "yes please"}}})
+            types.DidChangeConfigurationParams(
+                settings={"lowentropy": {"completion": {"prefetch": "yes please"}}}
+            )
         )
         for _ in range(50):
             if len(client.messages) >= 2:
@@ -38,7 +42,9 @@ async def test_broken_configuration_is_named_and_previous_kept(tmp_path: Path) -
 
 
 async def test_broken_initialization_options_keep_defaults(tmp_path: Path) -> None:
-    async with lsp_client(tmp_path, {"lowentropy": {"tab": {"endpoints": "not a list"}, **QUIET_TAB}}) as client:
+    async with lsp_client(
+        tmp_path, {"lowentropy": {"tab": {"endpoints": "not a list"}, **QUIET_TAB}}
+    ) as client:
         for _ in range(50):
             if client.messages:
                 break

@@ -18,7 +18,10 @@ def test_endpoints_timeouts_and_key_variable_resolve() -> None:
     settings = resolve(
         {
             "tab": {
-                "endpoints": [{"url": "http://127.0.0.1:8000/v1", "model": "qwen"}, {"url": "http://127.0.0.1:8001"}],
+                "endpoints": [
+                    {"url": "http://127.0.0.1:8000/v1", "model": "qwen"},
+                    {"url": "http://127.0.0.1:8001"},
+                ],
                 "apiKeyEnv": "MY_KEY",
                 "timeouts": {"connect": 0.5, "total": 3},
                 "template": "qwen",
@@ -38,7 +41,9 @@ def test_endpoints_timeouts_and_key_variable_resolve() -> None:
 
 
 def test_later_layers_win() -> None:
-    settings = resolve({"tab": {"maxTokens": 10}}, {"tab": {"temperature": 0.5}}, {"tab": {"maxTokens": 20}})
+    settings = resolve(
+        {"tab": {"maxTokens": 10}}, {"tab": {"temperature": 0.5}}, {"tab": {"maxTokens": 20}}
+    )
     assert settings.role("tab").max_tokens == 20
     assert settings.role("tab").temperature == 0.5
 
@@ -62,7 +67,9 @@ def test_invalid_settings_name_the_bad_key(raw: object, named: str) -> None:
 
 def test_toml_file_and_wrapping(tmp_path: Path) -> None:
     assert load_toml(tmp_path) is None
-    (tmp_path / "lowentropy.toml").write_text('[tab]\nmaxTokens = 12\n[[chat.endpoints]]\nurl = "http://127.0.0.1:9"\n')
+    (tmp_path / "lowentropy.toml").write_text(
+        '[tab]\nmaxTokens = 12\n[[chat.endpoints]]\nurl = "http://127.0.0.1:9"\n'
+    )
     settings = resolve(load_toml(tmp_path))
     assert settings.role("tab").max_tokens == 12
     assert settings.role("chat").endpoints[0].url == "http://127.0.0.1:9"

@@ -19,7 +19,9 @@ FIB_LINE = 4
 FIB_COL = len("    return ")
 
 
-async def test_inline_completion_is_advertised_and_answers(client: LanguageClient, docs: Docs) -> None:
+async def test_inline_completion_is_advertised_and_answers(
+    client: LanguageClient, docs: Docs
+) -> None:
     """fib.py: the server advertises inline completion and suggests something non-empty."""
     assert client.capabilities is not None
     uri = docs.open(FIB)
@@ -60,7 +62,9 @@ async def test_typing_through_calls_no_model(client: LanguageClient, docs: Docs)
     assert after.typedThrough - before.typedThrough == 3
 
 
-async def test_typing_something_else_calls_the_model_again(client: LanguageClient, docs: Docs) -> None:
+async def test_typing_something_else_calls_the_model_again(
+    client: LanguageClient, docs: Docs
+) -> None:
     """fib.py: a character that diverges from the suggestion is not answered from the cache."""
     uri = docs.open(FIB)
     suggestion = first_text(await docs.inline(uri, FIB_LINE, FIB_COL))
@@ -71,7 +75,9 @@ async def test_typing_something_else_calls_the_model_again(client: LanguageClien
     assert (await stats(client)).tab.backendCalls == before + 1
 
 
-async def test_utf16_columns_with_non_ascii_before_the_cursor(client: LanguageClient, docs: Docs) -> None:
+async def test_utf16_columns_with_non_ascii_before_the_cursor(
+    client: LanguageClient, docs: Docs
+) -> None:
     """Inline text: an emoji (2 UTF-16 units) and accents before the cursor, real text after it."""
     line = 'greeting = "héllo 😀 wörld"; size = len(greeting) + '
     text = f"{line}0\n"
@@ -90,7 +96,9 @@ async def test_utf16_columns_with_non_ascii_before_the_cursor(client: LanguageCl
     assert first_text(await docs.inline(uri2, FIB_LINE + 1, FIB_COL + 1)) == suggestion[1:]
 
 
-async def test_completion_fallback_offers_the_same_suggestion(client: LanguageClient, docs: Docs) -> None:
+async def test_completion_fallback_offers_the_same_suggestion(
+    client: LanguageClient, docs: Docs
+) -> None:
     """fib.py: textDocument/completion (for Helix) carries the Tab suggestion as a text edit."""
     uri = docs.open(FIB)
     inline = first_text(await docs.inline(uri, FIB_LINE, FIB_COL))
@@ -110,7 +118,9 @@ async def test_newer_request_supersedes_older(client: LanguageClient, docs: Docs
     uri = docs.open(FIB)
     before = (await stats(client)).tab
     futures = [
-        client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, FIB_LINE, FIB_COL))
+        client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, FIB_LINE, FIB_COL)
+        )
         for _ in range(20)
     ]
     results = await asyncio.gather(*futures, return_exceptions=True)
@@ -128,7 +138,9 @@ async def test_cancel_request_stops_generation(client: LanguageClient, docs: Doc
     """fib.py: $/cancelRequest ends the request as cancelled and the server keeps answering."""
     uri = docs.open(FIB)
     before = (await stats(client)).tab
-    future = client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, FIB_LINE, FIB_COL))
+    future = client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, FIB_LINE, FIB_COL)
+    )
     await asyncio.sleep(0.05)
     future.cancel()  # pygls sends $/cancelRequest
     await asyncio.sleep(0.3)
@@ -137,13 +149,20 @@ async def test_cancel_request_stops_generation(client: LanguageClient, docs: Doc
     assert first_text(await docs.inline(docs.open(FIB), FIB_LINE, FIB_COL))
 
 
-async def test_accept_command_and_copilot_notifications_are_counted(client: LanguageClient, docs: Docs) -> None:
+async def test_accept_command_and_copilot_notifications_are_counted(
+    client: LanguageClient, docs: Docs
+) -> None:
     uri = docs.open(FIB)
     result = await docs.inline(uri, FIB_LINE, FIB_COL)
     item = result.items[0]
     before = (await stats(client)).tab
-    client.protocol.notify("textDocument/didShowCompletion", {"item": {"insertText": item.insert_text}})
-    client.protocol.notify("textDocument/didPartiallyAcceptCompletion", {"item": {"insertText": item.insert_text}, "acceptedLength": 1})
+    client.protocol.notify(
+        "textDocument/didShowCompletion", {"item": {"insertText": item.insert_text}}
+    )
+    client.protocol.notify(
+        "textDocument/didPartiallyAcceptCompletion",
+        {"item": {"insertText": item.insert_text}, "acceptedLength": 1},
+    )
     assert item.command is not None
     await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command=item.command.command, arguments=item.command.arguments)
@@ -177,11 +196,15 @@ async def test_unknown_uri_is_a_clear_error(client: LanguageClient, workspace: P
         await client.text_document_inline_completion_async(inline_params(uri, 0, 0))
 
 
-async def test_huge_and_binary_documents_get_empty_results(client: LanguageClient, docs: Docs) -> None:
+async def test_huge_and_binary_documents_get_empty_results(
+    client: LanguageClient, docs: Docs
+) -> None:
     huge = "x = 1\n" * (20 * 1024 * 1024 // 6)
     uri = docs.open(huge)
     result = await asyncio.wait_for(docs.inline(uri, 10, 0), 30)
     assert not result.items
     binary = docs.open("\x00\x01\x02binary\x00data\n", name="blob.bin", language="plaintext")
     assert not (await docs.inline(binary, 0, 3)).items
-    client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )

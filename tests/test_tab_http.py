@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lsprotocol import types
-
 from conftest import QUIET_TAB, Docs, first_text, lsp_client, stats
+from lsprotocol import types
 
 FIB = (Path(__file__).parent / "data" / "tab" / "fib.py").read_text(encoding="utf-8")
 LINE, COL = 4, len("    return ")
@@ -29,7 +28,9 @@ def pool_options(*urls: str, **role: Any) -> dict[str, Any]:
     }
 
 
-async def test_completion_through_a_real_llama_cpp_server(llama_server: str, tmp_path: Path) -> None:
+async def test_completion_through_a_real_llama_cpp_server(
+    llama_server: str, tmp_path: Path
+) -> None:
     """fib.py through `python -m llama_cpp.server` on 127.0.0.1: non-empty and reproducible."""
     async with lsp_client(tmp_path, pool_options(llama_server)) as client:
         docs = Docs(client, tmp_path)

@@ -1,0 +1,125 @@
+"""Shared bench plumbing: start the real server over stdio and drive it like an editor.
+
+Benches print their figures and PASS/FAIL lines; they are not tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import sys
+import sysconfig
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+SERVER = [sys.executable, "-m", "lowentropy.server", "--log-level", "WARNING", "serve"]
+
+
+def stdlib_file(relative: str) -> Path:
+    return Path(sysconfig.get_paths()["stdlib"]) / relative
+
+
+@contextlib.asynccontextmanager
+async def server(root: Path, options: dict[str, Any]) -> AsyncIterator[LanguageClient]:
+    client = await ClientServerConfig(server_command=SERVER).start()
+    assert isinstance(client, LanguageClient)
+    try:
+        await client.initialize_session(
+            types.InitializeParams(
+                capabilities=client_capabilities("visual-studio-code"),
+                root_uri=root.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+                initialization_options={"lowentropy": options},
+            )
+        )
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            await client.shutdown_session()
+        await client.stop()
+
+
+class Editor:
+    """One open document, edited with incremental changes as an editor sends them."""
+
+    def __init__(
+        self, client: LanguageClient, uri: str, text: str, language: str = "python"
+    ) -> None:
+        self.client = client
+        self.uri = uri
+        self.lines = text.split("\n")
+        self.version = 1
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id=language, version=1, text=text
+                )
+            )
+        )
+
+    def replace(self, line: int, start: int, end: int, text: str) -> None:
+        """Replace columns [start, end) of `line` (ASCII text, so code points = UTF-16)."""
+        self.version += 1
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(
+                    uri=self.uri, version=self.version
+                ),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(
+                            start=types.Position(line=line, character=start),
+                            end=types.Position(line=line, character=end),
+                        ),
+                        text=text,
+                    )
+                ],
+            )
+        )
+        old = self.lines[line]
+        self.lines[line] = old[:start] + text + old[end:]
+
+    async def inline(self, line: int, character: int) -> str:
+        result = await self.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=self.uri),
+                position=types.Position(line=line, character=character),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                ),
+            )
+        )
+        if result is None:
+            return ""
+        items = result.items if isinstance(result, types.InlineCompletionList) else result
+        if not items:
+            return ""
+        text = items[0].insert_text
+        return text if isinstance(text, str) else text.value
+
+
+async def stats(client: LanguageClient, reset: bool = False) -> Any:
+    return await client.protocol.send_request_async("lowentropy/stats", {"reset": reset})
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def verdict(name: str, ok: bool, detail: str) -> bool:
+    print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}")
+    return ok
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")

@@ -12,8 +12,15 @@ The search runs on cached per-piece token counts (the sum of the pieces
 approximates the count of their concatenation), then the chosen text is
 counted once exactly and the cutoff steps up while that exact count is over the
 limit (bisecting back with exact counts if a step went too far), so the budget
-holds for the real tokenizer. The renderer holds no
-prompt text and knows no tokenizer: it is handed a counting function.
+holds for the real tokenizer. The renderer knows no tokenizer: it is handed a
+counting function.
+
+The exact count is the costly step on the keystroke path (llama.cpp tokenizes
+~2 KB per ms), and consecutive prompts differ in a line or two. Renders that
+name a `basis` are therefore counted from the previous render of that basis:
+the text is diffed against it, and only windows around the changed regions are
+tokenized, old and new, with two unchanged non-blank lines of context on each
+side; the count moves by the windows' difference (see `delta_count`).
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ __all__ = [
     "RenderResult",
     "Renderer",
     "TokenizerLike",
+    "changed_regions",
+    "delta_count",
+    "diff_windows",
     "file_lines",
     "group",
     "render",
@@ -41,6 +51,8 @@ __all__ = [
 
 CountFn = Callable[[str], int]
 _STICKY_SERIES = 1024  # sticky series remembered (LRU)
+_BASES = 64  # reference texts remembered for incremental counts (LRU)
+_WINDOWS = 256  # token counts of diff windows remembered (LRU)
 
 
 class TokenizerLike(Protocol):
@@ -200,17 +212,198 @@ def _flatten(root: Component | Sequence[Component]) -> list[_Piece]:
     return out
 
 
+# --- incremental exact counts --------------------------------------------------------------
+
+_CONTEXT = 2  # unchanged non-blank lines kept on each side of a changed region
+_ANCHOR = 48  # characters searched for when looking for an unchanged run inside a change
+_RUN = 256  # an unchanged run inside a change shorter than this is not worth splitting on
+_GALLOP = 64
+
+
+def _common_prefix(a: str, b: str, i: int, j: int, limit: int) -> int:
+    """Length of the common run of `a[i:]` and `b[j:]`, at most `limit` (compared in C)."""
+    n, step = 0, _GALLOP
+    while n < limit:
+        k = min(step, limit - n)
+        if a[i + n : i + n + k] != b[j + n : j + n + k]:
+            lo, hi = n, n + k  # a run of `lo` matches, one of `hi` does not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if a[i + lo : i + mid] == b[j + lo : j + mid]:
+                    lo = mid
+                else:
+                    hi = mid
+            return lo
+        n += k
+        step *= 2
+    return limit
+
+
+def _common_suffix(a: str, b: str, i: int, j: int, limit: int) -> int:
+    """Length of the common run of `a[:i]` and `b[:j]` (ending there), at most `limit`."""
+    n, step = 0, _GALLOP
+    while n < limit:
+        k = min(step, limit - n)
+        if a[i - n - k : i - n] != b[j - n - k : j - n]:
+            lo, hi = n, n + k
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if a[i - mid : i - lo] == b[j - mid : j - lo]:
+                    lo = mid
+                else:
+                    hi = mid
+            return lo
+        n += k
+        step *= 2
+    return limit
+
+
+Region = tuple[int, int, int, int]  # old[lo:hi] became new[lo:hi]: (old lo, old hi, new lo, new hi)
+
+
+def changed_regions(old: str, new: str) -> list[Region]:
+    """Where `new` differs from `old`, in order, between unchanged runs.
+
+    Finds the common head and tail, then looks for one long unchanged run
+    inside what is left (twice): a prompt whose window top moved while the
+    cursor line changed has two changes with the whole file excerpt between.
+    """
+    return _split(old, new, 0, len(old), 0, len(new), 2)
+
+
+def _split(old: str, new: str, olo: int, ohi: int, nlo: int, nhi: int, depth: int) -> list[Region]:
+    head = _common_prefix(old, new, olo, nlo, min(ohi - olo, nhi - nlo))
+    olo, nlo = olo + head, nlo + head
+    tail = _common_suffix(old, new, ohi, nhi, min(ohi - olo, nhi - nlo))
+    ohi, nhi = ohi - tail, nhi - tail
+    if olo == ohi and nlo == nhi:
+        return []
+    if depth and min(ohi - olo, nhi - nlo) >= 2 * _RUN:
+        for num, den in ((1, 2), (1, 4), (3, 4)):
+            pos = nlo + (nhi - nlo) * num // den
+            j = old.find(new[pos : pos + _ANCHOR], olo, ohi)
+            if j < 0:
+                continue
+            back = _common_suffix(old, new, j, pos, min(j - olo, pos - nlo))
+            ahead = _common_prefix(old, new, j, pos, min(ohi - j, nhi - pos))
+            if back + ahead >= _RUN:
+                left = _split(old, new, olo, j - back, nlo, pos - back, depth - 1)
+                right = _split(old, new, j + ahead, ohi, pos + ahead, nhi, depth - 1)
+                return left + right
+    return [(olo, ohi, nlo, nhi)]
+
+
+def _context_before(t: str, pos: int, floor: int) -> int | None:
+    """Start of a window for a change at `pos`: a newline with `_CONTEXT` complete
+    non-blank lines of `t[floor:pos]` after it, or 0 at the text's start; None when
+    `t[floor:pos]` (the unchanged text before the change) is too short."""
+    need = _CONTEXT
+    cur = t.rfind("\n", floor, pos)  # the newline that starts pos's line
+    while cur >= 0:
+        prev = t.rfind("\n", floor, cur)
+        if prev < 0:
+            break
+        if not t[prev + 1 : cur].isspace() and prev + 1 < cur:
+            need -= 1
+            if need == 0:
+                return prev
+        cur = prev
+    return 0 if floor == 0 else None
+
+
+def _context_after(t: str, pos: int, ceil: int) -> int | None:
+    """End of a window for a change ending at `pos` (exclusive, a newline or the
+    text's end) with `_CONTEXT` complete non-blank lines of `t[pos:ceil]` before it;
+    None when `t[pos:ceil]` is too short."""
+    need = _CONTEXT
+    cur = t.find("\n", pos, ceil)  # the newline that ends pos's line
+    while cur >= 0:
+        nxt = t.find("\n", cur + 1, ceil)
+        if nxt < 0:
+            break
+        if not t[cur + 1 : nxt].isspace() and cur + 1 < nxt:
+            need -= 1
+            if need == 0:
+                return nxt
+        cur = nxt
+    return len(t) if ceil == len(t) else None
+
+
+def diff_windows(old: str, new: str) -> list[Region]:
+    """Windows around the changed regions, as (old start, old end, new start, new end).
+
+    Each window adds `_CONTEXT` unchanged non-blank lines on both sides of its
+    change (or reaches the text's start or end); windows that would overlap, or
+    whose context would reach into another change, are merged. Outside the
+    windows `old` and `new` agree.
+    """
+    regions = [list(r) for r in changed_regions(old, new)]
+    while True:
+        windows: list[Region] = []
+        merge = -1  # merge regions merge and merge + 1, then start over
+        for k, (olo, ohi, nlo, nhi) in enumerate(regions):
+            floor = regions[k - 1][3] if k else 0
+            ceil = regions[k + 1][2] if k + 1 < len(regions) else len(new)
+            start = _context_before(new, nlo, floor)
+            end = _context_after(new, nhi, ceil)
+            if start is None or (windows and start < windows[-1][3]):
+                merge = k - 1
+                break
+            if end is None:
+                merge = k
+                break
+            # The unchanged runs around a change sit at the same distance in both texts.
+            windows.append((start - nlo + olo, end - nhi + ohi, start, end))
+        if merge < 0:
+            return windows
+        a, b = regions[merge], regions.pop(merge + 1)
+        regions[merge] = [a[0], b[1], a[2], b[3]]
+
+
+def delta_count(old: str, old_tokens: int, new: str, count: CountFn) -> int | None:
+    """`count(new)` from `count(old) == old_tokens`, tokenizing only the diff windows
+    of both texts; None when the windows cover most of `new` (count it whole).
+
+    Exact for tokenizers whose merges do not reach across a non-blank line: BPE
+    with regex pre-tokenization (pre-tokens are runs of letters, digits,
+    punctuation with trailing newlines, or whitespace, so the scans of a window
+    and of the whole text agree from the window's first non-blank line on) and
+    SentencePiece (its space prefix starts both windows alike). Special tokens
+    split the text in llama.cpp, so they only shorten the reach.
+    """
+    windows = diff_windows(old, new)
+    if sum(ne - ns for _, _, ns, ne in windows) * 2 > len(new):
+        return None
+    return old_tokens + sum(count(new[ns:ne]) - count(old[os:oe]) for os, oe, ns, ne in windows)
+
+
+# --- the renderer --------------------------------------------------------------------------
+
+
 class Renderer:
     """Renders component trees, caching per-piece token counts across calls.
 
     Keep one per tokenizer for the life of the server: while the user types,
-    nearly every piece of the next prompt is already in the cache, and sticky
-    series (see `render`) remember their last cutoff. Thread-safe.
+    nearly every piece of the next prompt is already in the cache, sticky
+    series (see `render`) remember their last cutoff, and renders with a
+    `basis` are counted from the previous one. Thread-safe.
+
+    `incremental` (default: `exact`) allows counting by difference
+    (`delta_count`); turn it off for a counting function that is not a
+    tokenizer whose merges stay within a line or two.
     """
 
-    def __init__(self, count: CountFn, *, exact: bool = True, cache_size: int = 16384) -> None:
+    def __init__(
+        self,
+        count: CountFn,
+        *,
+        exact: bool = True,
+        cache_size: int = 16384,
+        incremental: bool | None = None,
+    ) -> None:
         self._count = count
         self.exact = exact
+        self.incremental = exact if incremental is None else incremental
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -218,6 +411,11 @@ class Renderer:
         self.misses = 0
         # The last cutoff of each sticky series (see `render`).
         self._sticky: OrderedDict[Hashable, float] = OrderedDict()
+        # The last text and its exact count of each basis (see `render`).
+        self._bases: OrderedDict[Hashable, tuple[str, int]] = OrderedDict()
+        # Counts of recent diff windows: a keystroke's new window is the next one's old.
+        self._windows: OrderedDict[str, int] = OrderedDict()
+        self.full_counts = 0  # exact counts of a whole text (the rest were by difference)
 
     @classmethod
     def for_tokenizer(cls, tokenizer: TokenizerLike, *, cache_size: int = 16384) -> Renderer:
@@ -243,14 +441,41 @@ class Renderer:
                 self._cache.popitem(last=False)
         return n
 
+    def _count_window(self, text: str) -> int:
+        with self._lock:
+            n = self._windows.get(text)
+            if n is not None:
+                self._windows.move_to_end(text)
+                return n
+        n = self._count(text)
+        with self._lock:
+            self._windows[text] = n
+            if len(self._windows) > _WINDOWS:
+                self._windows.popitem(last=False)
+        return n
+
+    def _count_text(self, text: str, basis: tuple[str, int] | None) -> int:
+        """The exact count of a candidate text, by difference from `basis` when allowed."""
+        if basis is not None and self.incremental:
+            n = delta_count(basis[0], basis[1], text, self._count_window)
+            if n is not None:
+                return n
+        with self._lock:
+            self.full_counts += 1
+        return self.count_exact(text)
+
     def _at(
-        self, pieces: list[_Piece], levels: list[float], i: int
+        self,
+        pieces: list[_Piece],
+        levels: list[float],
+        i: int,
+        basis: tuple[str, int] | None,
     ) -> tuple[list[_Piece], str, int]:
         """The pieces kept at level index `i`, their text and its exact count."""
         cutoff = levels[i] if levels else math.inf
         kept = [p for p in pieces if p.priority >= cutoff]
         out = "".join(p.text for p in kept)
-        return kept, out, self.count_exact(out)
+        return kept, out, self._count_text(out, basis)
 
     def render(
         self,
@@ -259,6 +484,7 @@ class Renderer:
         budget: int,
         reserve_output: int = 0,
         sticky: Hashable | None = None,
+        basis: Hashable | None = None,
     ) -> RenderResult:
         """Render `root` within `budget - reserve_output` tokens (exactly, by `count`).
 
@@ -269,9 +495,34 @@ class Renderer:
         monotonically while typing ("attri" is more tokens than "attrib"), and
         without this the window's top would flap between two blocks, and each
         flap discards the backend's KV prefix cache.
+
+        `basis` names renders whose texts are alike (e.g. one document's prompts
+        with one template and budget, whatever the cursor line): the exact count
+        is taken by difference from the previous render of the same basis, which
+        tokenizes a few lines instead of the whole prompt (when `incremental`).
         """
+        result = self._render(
+            _flatten(root), budget=budget, reserve_output=reserve_output, sticky=sticky, basis=basis
+        )
+        assert result is not None  # only a partial render can come back empty
+        return result
+
+    def _render(
+        self,
+        pieces: list[_Piece],
+        *,
+        budget: int,
+        reserve_output: int,
+        sticky: Hashable | None,
+        basis: Hashable | None,
+        partial: bool = False,
+    ) -> RenderResult | None:
+        """`render` over flat pieces. `partial` says more pieces exist, ranked below all
+        of these: None (and no state changed) when the estimates fit every piece here,
+        or the sticky cutoff is below them all, since some of those others would be
+        kept; the caller supplies more and renders again. Otherwise the result is the
+        one the whole set of pieces would give (but for `dropped`)."""
         limit = budget - reserve_output
-        pieces = _flatten(root)
         # Distinct priorities, highest first; always-kept pieces form the first level.
         by_level: dict[float, list[_Piece]] = {}
         for p in pieces:
@@ -288,20 +539,26 @@ class Renderer:
             sums.append(running)
             if running > limit:
                 break
+        previous = None if sticky is None else self._sticky.get(sticky)
+        if partial and (running <= limit or (previous is not None and previous < levels[-1])):
+            return None  # some of the pieces not given would be kept
+        reference = None
+        if basis is not None and self.incremental:
+            with self._lock:
+                reference = self._bases.get(basis)
         # Index of the lowest level whose estimate fits (at least the top one).
         i = max(0, bisect.bisect_right(sums, limit) - 1)
         at: tuple[list[_Piece], str, int] | None = None
-        previous = None if sticky is None else self._sticky.get(sticky)
         if previous is not None and levels:
             # Index of the previous cutoff among this render's levels.
             j = max(0, bisect.bisect_right([-level for level in levels], -previous) - 1)
             if j < i and sums[i] > limit - max(4, limit // 50):
                 i = j  # more room, but not enough to be sure: stay
             elif j > i:
-                attempt = self._at(pieces, levels, j)
+                attempt = self._at(pieces, levels, j, reference)
                 if attempt[2] <= limit:  # the estimate says shrink; the exact count says fits
                     i, at = j, attempt
-        kept, out, tokens = at if at is not None else self._at(pieces, levels, i)
+        kept, out, tokens = at if at is not None else self._at(pieces, levels, i, reference)
         over = None  # lowest index known (exactly) to be over the limit
         while tokens > limit:
             if i == 0:
@@ -312,24 +569,29 @@ class Renderer:
             # Step up at least as far as the estimates say the overshoot needs.
             target = sums[i] - (tokens - limit)
             i = min(i - 1, max(bisect.bisect_right(sums, target, 0, i) - 1, 0))
-            kept, out, tokens = self._at(pieces, levels, i)
+            kept, out, tokens = self._at(pieces, levels, i, reference)
         # The estimates underestimated (rare: a piece's sum usually exceeds the
         # whole's count). The jump may have gone too far: bisect back down
         # between the fitting level and the failing one with exact counts.
         while over is not None and over - i > 1:
             mid = (i + over) // 2
-            attempt = self._at(pieces, levels, mid)
+            attempt = self._at(pieces, levels, mid, reference)
             if attempt[2] <= limit:
                 i, (kept, out, tokens) = mid, attempt
             else:
                 over = mid
         cutoff = levels[i] if levels else math.inf
-        if sticky is not None:
-            with self._lock:
+        with self._lock:
+            if sticky is not None:
                 self._sticky[sticky] = cutoff
                 self._sticky.move_to_end(sticky)
                 if len(self._sticky) > _STICKY_SERIES:
                     self._sticky.popitem(last=False)
+            if basis is not None and self.incremental:
+                self._bases[basis] = (out, tokens)
+                self._bases.move_to_end(basis)
+                if len(self._bases) > _BASES:
+                    self._bases.popitem(last=False)
         stable_prefix = []
         for p in kept:
             if not p.stable:

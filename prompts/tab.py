@@ -16,11 +16,19 @@ keeps that work small, and a fixed share keeps it from changing while the
 cursor stays on one line. With a long-lived `Renderer`, renders at one path
 and cursor line form a sticky series: the window keeps its place while it
 still fits, instead of flapping when a token count wobbles.
+
+Cost on the keystroke path (~0.3-0.8 ms on argparse.py, see bench/render.py):
+only the lines within reach of the budget around the cursor are read (more
+when all of them fit, so the result is the whole file's), the far lines of
+each aligned block are one piece, piece counts come from the renderer's cache,
+and the prompt's exact count is taken by difference from the document's
+previous prompt (`Renderer.render`'s `basis`), which tokenizes a few lines.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import attrs
 
@@ -30,8 +38,9 @@ from .renderer import (
     PromptTooLargeError,
     Renderer,
     RenderResult,
-    file_lines,
+    _flatten,
     group,
+    line_priority,
 )
 from .renderer import text as _text  # `text` is a parameter name below
 
@@ -47,6 +56,11 @@ __all__ = [
 DEFAULT_SUFFIX_SHARE = 0.03
 _NEAR = 8  # lines around the cursor ranked one by one
 _BLOCK = 16  # far lines are ranked in aligned blocks of this many
+# Characters read around the cursor per token of budget, at first: code runs
+# 3-4 characters a token; when all that was read fits, four times more is read.
+_CHARS_PER_TOKEN = 6
+# Plus room for the near zone and a block (far lines are read in whole blocks).
+_SLACK = (_NEAR + _BLOCK) * 80
 
 
 @attrs.frozen(kw_only=True)
@@ -82,11 +96,87 @@ def _comment_header(path: str, language: str) -> str:
     return f"{marker} {path}" if marker and path else ""
 
 
-def _kept(lines: list[Component], result: RenderResult) -> int:
+class _Ranked(NamedTuple):
+    component: Component
+    lines: int  # file lines in it
+
+
+def _ranked(lines: list[str], first: int, cursor_line: int, lead: bool) -> list[_Ranked]:
+    """Components for `lines` (absolute line `first` on), ranked as `renderer.file_lines`
+    ranks them, but with the far lines of each aligned block joined into one component:
+    they share a priority, so they are kept or cut together, and one piece per block
+    keeps the renderer's work per keystroke small. Each piece starts with the newline
+    that ends the line before it (none for line 0 when `lead` is False)."""
+    out: list[_Ranked] = []
+    stable_end = max(0, (cursor_line - _NEAR) // _BLOCK * _BLOCK)
+    n = len(lines)
+    k = 0
+    while k < n:
+        i = first + k
+        if abs(i - cursor_line) > _NEAR:
+            end = (i // _BLOCK + 1) * _BLOCK
+            if i < cursor_line:
+                end = min(end, cursor_line - _NEAR)
+            stop = min(end - first, n)
+            chunk = "\n" + "\n".join(lines[k:stop])
+        else:
+            stop = k + 1
+            chunk = "\n" + lines[k]
+        count = stop - k
+        if i == 0 and not lead:
+            chunk = chunk[1:]
+            count -= not lines[0]  # an empty first line is no piece of its own
+        prio = line_priority(i, cursor_line, top=0, near=_NEAR, block=_BLOCK, slope=1)
+        out.append(_Ranked(Component(text=chunk, priority=prio, stable=i < stable_end), count))
+        k = stop
+    return out
+
+
+def _above(
+    text: str, cursor_line: int, line_start: int, chars: int, lead: bool
+) -> tuple[list[_Ranked], bool]:
+    """The ranked lines above the cursor line within about `chars` characters, and
+    whether they reach the file's first line. Beyond the near zone only whole
+    aligned blocks are read, so the pieces do not change as `chars` slides."""
+    if cursor_line == 0:
+        return [], True
+    end = line_start - 1  # the newline that ends the line above
+    lo = end - chars
+    start = 0 if lo <= 0 else text.rfind("\n", 0, lo) + 1
+    lines = text[start:end].split("\n")
+    first = cursor_line - len(lines)
+    if 0 < first < cursor_line - _NEAR:
+        keep = min(-(-first // _BLOCK) * _BLOCK, cursor_line - _NEAR)
+        lines = lines[keep - first :]
+        first = keep
+    return _ranked(lines, first, cursor_line, lead), first == 0
+
+
+def _below(text: str, cursor_line: int, line_end: int, chars: int) -> tuple[list[_Ranked], bool]:
+    """The ranked lines below the cursor line within about `chars` characters, and
+    whether they reach the file's end (whole aligned blocks only, as `_above`)."""
+    if line_end >= len(text):
+        return [], True
+    start = line_end + 1
+    stop = text.find("\n", start + chars) if start + chars < len(text) else -1
+    complete = stop < 0
+    lines = text[start : len(text) if complete else stop].split("\n")
+    last = cursor_line + len(lines)  # the last line read
+    if not complete and last > cursor_line + _NEAR:
+        keep = max(cursor_line + _NEAR, (last + 1) // _BLOCK * _BLOCK - 1)
+        lines = lines[: keep - cursor_line]
+    return _ranked(lines, cursor_line + 1, cursor_line, True), complete
+
+
+def _kept(ranked: list[_Ranked], result: RenderResult) -> int:
     cutoff = result.cutoff
     if cutoff is None:
         return 0
-    return sum(1 for c in lines if c.text and c.priority is not None and c.priority >= cutoff)
+    return sum(
+        r.lines
+        for r in ranked
+        if r.component.text and r.component.priority is not None and r.component.priority >= cutoff
+    )
 
 
 def render_tab_prompt(
@@ -107,9 +197,10 @@ def render_tab_prompt(
     """Render the Tab prompt for `text` with the cursor at `cursor_offset`.
 
     Pass a long-lived `renderer` (built over the same `count`) to reuse token
-    counts and keep the window steady across keystrokes; it takes precedence
-    over `count` and `exact`. `cursor_offset` counts code points, not UTF-16
-    units. `repo` turns on repository mode for formats that have one.
+    counts, keep the window steady across keystrokes and count each prompt by
+    difference from the previous one; it takes precedence over `count` and
+    `exact`. `cursor_offset` counts code points, not UTF-16 units. `repo`
+    turns on repository mode for formats that have one.
     The prompt's exact token count is at most `budget - reserve_output`;
     `PromptTooLargeError` when the cursor line and header alone exceed it.
     """
@@ -128,58 +219,72 @@ def render_tab_prompt(
     # BPE tokenizers merge a newline with the next line's indentation, so
     # pieces cut this way count nearly the same as their concatenation (cut
     # after the newline, their sum overestimates by ~10% and wastes budget).
-    # Only "\n" ends a line, as in LSP; a "\r" stays on its line.
-    lines = text.split("\n")
-    pieces = ["\n" + line for line in lines]
-    if not header:
-        pieces[0] = lines[0]
+    # Only "\n" ends a line, as in LSP; a "\r" stays on its line. Only the
+    # lines around the cursor are read: the keystroke path never splits the file.
+    lead = bool(header)
     cursor_line = text.count("\n", 0, cursor_offset)
-    column = cursor_offset - (text.rfind("\n", 0, cursor_offset) + 1)
-    newline = len(pieces[cursor_line]) - len(lines[cursor_line])
-    before = pieces[cursor_line][: newline + column]
-    after = pieces[cursor_line][newline + column :]
+    line_start = text.rfind("\n", 0, cursor_offset) + 1
+    line_end = text.find("\n", cursor_offset)
+    line_end = len(text) if line_end < 0 else line_end
+    before = ("\n" if lead or cursor_line else "") + text[line_start:cursor_offset]
+    after = text[cursor_offset:line_end]
 
-    # A line further than `limit` lines (plus a block) from the cursor cannot
-    # fit: every line piece costs at least a token and all nearer lines come
-    # first. Clipping keeps the keystroke path cheap on very long files.
-    reach = max(limit, 0) + _BLOCK + 1
-    first = max(0, cursor_line - reach)
     # Renders of this document line with these settings form one sticky series:
-    # the window stays put while it fits (see `Renderer.render`).
-    series = ("tab", path, cursor_line, template.name, budget, reserve_output, suffix_share)
-    ranked = file_lines(
-        pieces[first : cursor_line + reach + 1], cursor_line, near=_NEAR, block=_BLOCK, first=first
-    )
-    above, below = ranked[: cursor_line - first], ranked[cursor_line - first + 1 :]
+    # the window stays put while it fits (see `Renderer.render`). Renders of
+    # the document at any line share a basis: each is counted by difference.
+    settings = (template.name, budget, reserve_output, suffix_share, repo)
+    series = ("tab", path, cursor_line, *settings)
+    basis = ("tab", path, *settings)
 
     suffix = ""
     suffix_kept = 0
     if template.uses_suffix:
-        try:
-            suffix_result = r.render(
-                group(_text(after), below),
-                budget=max(int(limit * suffix_share), 0),
-                sticky=(*series, "suffix"),
-            )
-        except PromptTooLargeError:
-            suffix = after  # a long line remainder alone: keep it, the total still must fit
-        else:
-            suffix, suffix_kept = suffix_result.text, _kept(below, suffix_result)
+        share = max(int(limit * suffix_share), 0)
+        chars = share * _CHARS_PER_TOKEN + _SLACK
+        while True:
+            below, complete = _below(text, cursor_line, line_end, chars)
+            try:
+                suffix_result = r._render(
+                    _flatten(group(_text(after), [b.component for b in below])),
+                    budget=share,
+                    reserve_output=0,
+                    sticky=(*series, "suffix"),
+                    basis=(*basis, "suffix"),
+                    partial=not complete,
+                )
+            except PromptTooLargeError:
+                suffix = after  # a long line remainder alone: keep it, the total still must fit
+                break
+            if suffix_result is not None:
+                suffix, suffix_kept = suffix_result.text, _kept(below, suffix_result)
+                break
+            chars *= 4  # all of it fit: read further
 
-    parts: list[Component] = []
-    if repo_header is not None:
-        parts.append(_text(repo_header, stable=True))
-    for kind, literal in template.segments():
-        if kind == "text":
-            parts.append(_text(literal, stable=True))
-        elif kind == "prefix":
-            parts.append(group(_text(header, stable=True), above, _text(before, stable=False)))
-        else:
-            parts.append(_text(suffix, stable=False))
-
-    result = r.render(
-        parts, budget=budget, reserve_output=reserve_output, sticky=(*series, "prompt")
-    )
+    chars = max(limit, 0) * _CHARS_PER_TOKEN + _SLACK
+    while True:
+        above, complete = _above(text, cursor_line, line_start, chars, lead)
+        parts: list[Component] = []
+        if repo_header is not None:
+            parts.append(_text(repo_header, stable=True))
+        for kind, literal in template.segments():
+            if kind == "text":
+                parts.append(_text(literal, stable=True))
+            elif kind == "prefix":
+                prefix = [a.component for a in above]
+                parts.append(group(_text(header, stable=True), prefix, _text(before, stable=False)))
+            else:
+                parts.append(_text(suffix, stable=False))
+        result = r._render(
+            _flatten(parts),
+            budget=budget,
+            reserve_output=reserve_output,
+            sticky=(*series, "prompt"),
+            basis=(*basis, "prompt"),
+            partial=not complete,
+        )
+        if result is not None:
+            break
+        chars *= 4  # all of it fit: read further
     return TabPrompt(
         prompt=result.text,
         stable_prefix=result.stable_prefix,

@@ -18,7 +18,7 @@ import cattrs
 from lowentropy.models.config import EndpointConfig, RoleConfig
 from lowentropy.models.types import ROLES, Role
 
-from .wire import converter, describe_error
+from .wire import camel, converter, describe_error
 
 
 class SettingsError(ValueError):
@@ -144,7 +144,7 @@ def _resolve_role(base: RoleConfig, wire: WireRole | None) -> RoleConfig:
     for name in ("max_tokens", "failure_threshold", "n_ctx", "n_threads"):
         value = getattr(wire, name)
         if value is not None and value <= 0:
-            raise SettingsError(f"{name}: must be a positive integer, got {value}")
+            raise SettingsError(f"{camel(name)}: must be a positive integer, got {value}")
     return _set(
         base,
         endpoints=endpoints,

@@ -26,7 +26,9 @@ def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
 
     def structure_factory(cls: type[Any]) -> Any:
-        overrides: dict[str, Any] = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+        overrides: dict[str, Any] = {
+            a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)
+        }
         return make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **overrides)
 
     def unstructure_factory(cls: type[Any]) -> Any:
@@ -35,6 +37,32 @@ def _make_converter() -> cattrs.Converter:
         }
         return make_dict_unstructure_fn(cls, conv, **overrides)
 
+    # JSON has real booleans and numbers: "yes" is not a bool, "5" is not an int.
+    def strict(kind: type[Any]) -> Any:
+        def hook(value: Any, _: Any) -> Any:
+            ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                ok = True
+            if not ok:
+                raise ValueError(f"expected {kind.__name__}, got {value!r}")
+            return kind(value)
+
+        return hook
+
+    for kind in (bool, int, float, str):
+        conv.register_structure_hook(kind, strict(kind))
+
+    # A string is not a list of its characters.
+    def is_list(tp: Any) -> bool:
+        return getattr(tp, "__origin__", None) is list
+
+    def structure_list(value: Any, tp: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list, got {type(value).__name__}")
+        (item,) = tp.__args__
+        return [conv.structure(v, item) for v in value]
+
+    conv.register_structure_hook_func(is_list, structure_list)
     conv.register_structure_hook_factory(attrs.has, structure_factory)
     conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)
     return conv
@@ -63,13 +91,14 @@ def unstructure(value: Any) -> Any:
 
 
 def describe_error(exc: Exception) -> str:
-    """A short message naming the bad key(s) of a cattrs validation error."""
-    if isinstance(exc, cattrs.ClassValidationError):
-        parts = []
-        for sub, note in exc.group_exceptions():
-            name = getattr(note, "name", None)
-            parts.append(f"{name}: {sub}" if name else str(sub))
-        return "; ".join(parts) or str(exc)
-    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        return f"unknown key(s): {', '.join(sorted(exc.extra_fields))}"
+    """A short message naming the bad key(s) in wire spelling, e.g. `... @ settings.tab.maxTokens`."""
+    if isinstance(exc, (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError)):
+        messages = [
+            _SNAKE_IN_PATH.sub(lambda m: m.group(1) + camel(m.group(2)), msg)
+            for msg in cattrs.transform_error(exc, path="settings")
+        ]
+        return "; ".join(messages[:3]) or str(exc)
     return str(exc)
+
+
+_SNAKE_IN_PATH = re.compile(r"([.@ ])([a-z]+(?:_[a-z]+)+)")

@@ -66,39 +66,32 @@ async def client(workspace: Path) -> AsyncIterator[LanguageClient]:
 
 
 class Docs:
-    """Open documents in a client with unique URIs and edit them like an editor would."""
+    """Open documents in a client and edit them like an editor would.
+
+    A document's URI is `<root>/<name>`: the same name always gives the same path
+    (and so the same prompt header), and opening it again closes it first, which
+    makes the server forget its cached suggestions for it.
+    """
 
     def __init__(self, client: LanguageClient, root: Path) -> None:
         self.client = client
         self.root = root
-        self.counter = 0
         self.versions: dict[str, int] = {}
+        if not hasattr(client, "open_uris"):
+            client.open_uris = set()  # type: ignore[attr-defined]
 
-    def open(self, text: str, name: str = "doc.py", language: str = "python") -> str:
-        self.counter += 1
-        path = self.root / f"{self.counter}_{name}"
-        uri = path.as_uri()
-        self.versions[uri] = 1
-        self.client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id=language, version=1, text=text
-                )
+    def open(self, text: str, name: str = "fib.py", language: str = "python") -> str:
+        uri = (self.root / name).as_uri()
+        opened: set[str] = self.client.open_uris  # type: ignore[attr-defined]
+        if uri in opened:
+            self.client.text_document_did_close(
+                types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
             )
-        )
-        return uri
-
-    def reopen(self, uri: str, text: str, language: str = "python") -> str:
-        """Close and open `uri` again: the server forgets its cached suggestions for it."""
-        self.client.text_document_did_close(
-            types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
-        )
+        opened.add(uri)
         self.versions[uri] = 1
         self.client.text_document_did_open(
             types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id=language, version=1, text=text
-                )
+                text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
             )
         )
         return uri

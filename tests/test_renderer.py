@@ -18,7 +18,12 @@ from lowentropy.prompts import (
     render,
     text,
 )
-from lowentropy.prompts.renderer import line_priority
+from lowentropy.prompts.renderer import (
+    changed_regions,
+    delta_count,
+    diff_windows,
+    line_priority,
+)
 
 
 def words(s: str) -> int:
@@ -347,3 +352,141 @@ def test_for_tokenizer_takes_count_and_exactness() -> None:
     result = r.render(_tree(), budget=12)
     assert result.exact is False
     assert result.tokens == (len(result.text) + 3) // 4 <= 12
+
+
+# --- counting by difference ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def argparse_src() -> str:
+    import argparse
+
+    with open(argparse.__file__, encoding="utf-8") as f:
+        return f.read()
+
+
+def test_changed_regions_finds_each_change(argparse_src: str) -> None:
+    src = argparse_src[:20000]
+    assert changed_regions(src, src) == []
+    typed = src[:9000] + "x" + src[9000:]
+    assert changed_regions(src, typed) == [(9000, 9000, 9000, 9001)]
+    # A window whose top moved (a block gone) while the cursor line changed: two
+    # changes with a long unchanged run between, found as two.
+    moved = src[:100] + src[700:15000] + "abc" + src[15000:]
+    assert changed_regions(src, moved) == [(100, 700, 100, 100), (15000, 15000, 14400, 14403)]
+
+
+def test_diff_windows_keep_two_non_blank_lines_of_context() -> None:
+    old = "a = 1\nb = 2\n\n   \nc = 3\nd = 4\ne = 5\nf = 6\ng = 7\n"
+    new = old.replace("d = 4", "d = 44")
+    [(os, oe, ns, ne)] = diff_windows(old, new)
+    # Back over "c = 3" and the blank lines to "b = 2"; on to "f = 6".
+    assert new[ns:ne] == "\nb = 2\n\n   \nc = 3\nd = 44\ne = 5\nf = 6"
+    assert old[os:oe] == "\nb = 2\n\n   \nc = 3\nd = 4\ne = 5\nf = 6"
+    # Near the ends, windows reach the text's start and end.
+    [(os, oe, ns, ne)] = diff_windows("x\ny", "x\nyz")
+    assert (os, oe, ns, ne) == (0, 3, 0, 4)
+    # Two changes too close for context between them make one window.
+    lines = [f"line {i}" for i in range(200)]
+    text = "\n".join(lines)
+    close = text.replace("line 10\n", "LINE 10\n").replace("line 12\n", "LINE 12\n")
+    assert len(diff_windows(text, close)) == 1
+    far = text.replace("line 10\n", "LINE 10\n").replace("line 150\n", "LINE 150\n")
+    assert len(diff_windows(text, far)) == 2
+
+
+def test_delta_count_matches_full_count(
+    argparse_src: str, smol_count: Callable[[str], int]
+) -> None:
+    old = argparse_src[30000:34000]
+    base = smol_count(old)
+    edits = [
+        old[:2000] + "x" + old[2000:],  # typing
+        old[:2000] + old[2003:],  # backspace
+        old[:2000] + "\n\n    " + old[2000:],  # blank lines and indentation
+        old[:2000] + "):\r\n" + old[2000:],  # punctuation before a CRLF
+        old[800:3000] + "y" + old[3000:],  # the top moved and the end changed
+    ]
+    for new in edits:
+        n = delta_count(old, base, new, smol_count)
+        assert n is not None
+        assert n == smol_count(new)
+    # Mostly new text: no shortcut.
+    assert delta_count(old, base, "something else", smol_count) is None
+
+
+_code = st.lists(
+    st.sampled_from(
+        ["\n", "\n    ", "\n\n", "    ", " ", "x", "def", "(", "):", ",", "'", "\r\n", "é", "🙂"]
+    ),
+    min_size=1,
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    start=st.integers(0, 6000),
+    cuts=st.lists(
+        st.tuples(st.integers(0, 2999), st.integers(0, 6), _code), min_size=1, max_size=3
+    ),
+)
+def test_property_delta_count_is_exact(
+    smol_count: Callable[[str], int],
+    argparse_src: str,
+    start: int,
+    cuts: list[tuple[int, int, str]],
+) -> None:
+    """Edits anywhere (replacing up to 6 characters with code-like text) count the same
+    by difference as whole, with the real vocabulary."""
+    old = argparse_src[start : start + 3000]
+    new = old
+    for at, drop, insert in sorted(cuts, reverse=True):
+        at = min(at, len(new))
+        new = new[:at] + insert + new[at + drop :]
+    n = delta_count(old, smol_count(old), new, smol_count)
+    event("whole" if n is None else f"{len(diff_windows(old, new))} windows")
+    assert n is None or n == smol_count(new)
+
+
+def test_basis_counts_by_difference(argparse_src: str) -> None:
+    counted: list[int] = []
+
+    def counting(s: str) -> int:
+        counted.append(len(s))
+        return words(s)
+
+    r = Renderer(counting)
+    lines = ["\n" + line for line in argparse_src.split("\n")[:600]]
+    first = r.render(file_lines(lines, 500), budget=800, basis="doc")
+    assert r.full_counts == 1
+    lines[500] += "_typed"
+    counted.clear()
+    second = r.render(file_lines(lines, 500), budget=800, basis="doc")
+    assert r.full_counts == 1  # by difference
+    assert second.tokens == words(second.text) and second.text != first.text
+    # Only the changed line's piece and two windows of a few lines were tokenized.
+    assert sum(counted) < len(second.text) // 4
+    # Without a basis, or with incremental counting off, the whole text is counted.
+    r.render(file_lines(lines, 500), budget=800)
+    assert r.full_counts == 2
+    off = Renderer(words, incremental=False)
+    for _ in range(2):
+        off.render(file_lines(lines, 500), budget=800, basis="doc")
+    assert off.full_counts == 2
+
+
+def test_character_estimates_are_not_counted_by_difference() -> None:
+    """`(len + 3) // 4` rounds per text, so differences do not add up: counted whole."""
+
+    class CharEstimate:
+        exact = False
+
+        def count(self, s: str) -> int:
+            return (len(s) + 3) // 4
+
+    r = Renderer.for_tokenizer(CharEstimate())
+    assert r.incremental is False
+    for tail in ("a", "ab", "abc"):
+        result = r.render([text("x" * 50 + "\n" * 3), text(tail)], budget=100, basis="b")
+        assert result.tokens == (len(result.text) + 3) // 4

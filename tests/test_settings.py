@@ -53,8 +53,10 @@ def test_later_layers_win() -> None:
     [
         ({"tab": {"maxTokenz": 3}}, "maxTokenz"),
         ({"tabb": {}}, "tabb"),
-        ({"tab": {"maxTokens": "many"}}, "max_tokens"),
-        ({"tab": {"maxTokens": -1}}, "max_tokens"),
+        ({"tab": {"maxTokens": "many"}}, "maxTokens"),
+        ({"tab": {"maxTokens": -1}}, "maxTokens"),
+        ({"completion": {"prefetch": "yes please"}}, "prefetch"),
+        ({"tab": {"endpoints": "not a list"}}, "endpoints"),
         ({"completion": {"contextTokens": 10}}, "contextTokens"),
         ({"tab": {"endpoints": [{"model": "x"}]}}, "url"),
         ([1, 2], "object"),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Docs, first_text, inline_params, stats
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 DATA = Path(__file__).parent / "data" / "tab"
@@ -39,7 +40,7 @@ async def test_greedy_suggestion_is_reproducible(client: LanguageClient, docs: D
     before = (await stats(client)).tab.backendCalls
     uri = docs.open(FIB)
     first = first_text(await docs.inline(uri, FIB_LINE, FIB_COL))
-    second = first_text(await docs.inline(docs.reopen(uri, FIB), FIB_LINE, FIB_COL))
+    second = first_text(await docs.inline(docs.open(FIB), FIB_LINE, FIB_COL))
     after = (await stats(client)).tab.backendCalls
     assert after - before == 2
     assert first and first == second
@@ -81,7 +82,7 @@ async def test_utf16_columns_with_non_ascii_before_the_cursor(
     """Inline text: an emoji (2 UTF-16 units) and accents before the cursor, real text after it."""
     line = 'greeting = "héllo 😀 wörld"; size = len(greeting) + '
     text = f"{line}0\n"
-    uri = docs.open(text)
+    uri = docs.open(text, name="utf16.py")
     utf16_col = len(line.encode("utf-16-le")) // 2
     assert utf16_col == len(line) + 1  # the emoji counts twice
     result = await docs.inline(uri, 0, utf16_col)
@@ -89,7 +90,7 @@ async def test_utf16_columns_with_non_ascii_before_the_cursor(
         assert result.items[0].range is not None
         assert result.items[0].range.start == types.Position(line=0, character=utf16_col)
     # Typing through works in UTF-16 columns too.
-    uri2 = docs.open(f"# 😀 héllo\n{FIB}")
+    uri2 = docs.open(f"# 😀 héllo\n{FIB}", name="emoji.py")
     suggestion = first_text(await docs.inline(uri2, FIB_LINE + 1, FIB_COL))
     assert suggestion
     docs.insert(uri2, FIB_LINE + 1, FIB_COL, suggestion[0])
@@ -138,12 +139,16 @@ async def test_cancel_request_stops_generation(client: LanguageClient, docs: Doc
     """fib.py: $/cancelRequest ends the request as cancelled and the server keeps answering."""
     uri = docs.open(FIB)
     before = (await stats(client)).tab
-    future = client.protocol.send_request_async(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, FIB_LINE, FIB_COL)
+    pending = asyncio.ensure_future(
+        client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, FIB_LINE, FIB_COL), msg_id="cancel-me"
+        )
     )
-    await asyncio.sleep(0.05)
-    future.cancel()  # pygls sends $/cancelRequest
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.1)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-me"))
+    with pytest.raises(JsonRpcException) as raised:
+        await asyncio.wait_for(pending, 30)
+    assert raised.value.code == int(types.LSPErrorCodes.RequestCancelled), raised.value
     after = (await stats(client)).tab
     assert after.cancelled - before.cancelled == 1
     assert first_text(await docs.inline(docs.open(FIB), FIB_LINE, FIB_COL))
@@ -200,7 +205,7 @@ async def test_huge_and_binary_documents_get_empty_results(
     client: LanguageClient, docs: Docs
 ) -> None:
     huge = "x = 1\n" * (20 * 1024 * 1024 // 6)
-    uri = docs.open(huge)
+    uri = docs.open(huge, name="huge.py")
     result = await asyncio.wait_for(docs.inline(uri, 10, 0), 30)
     assert not result.items
     binary = docs.open("\x00\x01\x02binary\x00data\n", name="blob.bin", language="plaintext")

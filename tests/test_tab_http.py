@@ -36,7 +36,7 @@ async def test_completion_through_a_real_llama_cpp_server(
         docs = Docs(client, tmp_path)
         uri = docs.open(FIB)
         first = first_text(await docs.inline(uri, LINE, COL))
-        second = first_text(await docs.inline(docs.reopen(uri, FIB), LINE, COL))
+        second = first_text(await docs.inline(docs.open(FIB), LINE, COL))
         assert first.strip() and first == second
         result = await stats(client)
         assert result.tab.backendCalls == 2 and result.tab.errors == 0
@@ -79,7 +79,7 @@ async def test_two_replicas_one_down_answers_come_from_the_other(
     async with lsp_client(tmp_path, pool_options(refused_url, llama_server)) as client:
         docs = Docs(client, tmp_path)
         uri = docs.open(FIB)
-        texts = [first_text(await docs.inline(docs.reopen(uri, FIB), LINE, COL)) for _ in range(4)]
+        texts = [first_text(await docs.inline(docs.open(FIB), LINE, COL)) for _ in range(4)]
         assert all(t.strip() for t in texts)
         assert len(set(texts)) == 1
         result = await stats(client)

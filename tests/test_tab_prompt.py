@@ -10,6 +10,7 @@ import importlib.resources
 import time
 from collections.abc import Callable, Iterator
 
+import lowentropy.prompts.tab as tab
 import pytest
 from lowentropy.prompts import (
     PromptTooLargeError,
@@ -252,3 +253,77 @@ def test_prefix_reuse_while_typing_fim(
     assert len(moves) <= 1
     assert min(r for r in ratios if r >= 0.5) >= 0.95
     assert all(p.suffix_lines_kept > 0 for p in prompts)
+
+
+@pytest.mark.parametrize("template", ["plain", "qwen"])
+def test_reading_around_the_cursor_renders_as_the_whole_file(
+    template: str,
+    argparse_src: str,
+    smol_count: Callable[[str], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only lines near the cursor are read (more when all of them fit); the prompt is the
+    one a render over the whole file gives. The second file's lines are long and cheap
+    (runs of spaces), so what is read at first fits and the reading must grow."""
+    cheap = "\n".join(f"{' ' * 150}x{i} = {i}" for i in range(3000))
+    reads: list[int] = []
+    above = tab._above
+
+    def spy(text: str, cursor_line: int, line_start: int, chars: int, lead: bool):  # type: ignore[no-untyped-def]
+        reads.append(chars)
+        return above(text, cursor_line, line_start, chars, lead)
+
+    monkeypatch.setattr(tab, "_above", spy)
+    grew = {}
+    for name, src in (("argparse", argparse_src), ("cheap", cheap)):
+        for offset in (0, 3000, len(src) // 2, len(src) - 5):
+            for budget in (300, 1024, 4096):
+                reads.clear()
+                near = _render(
+                    src, offset, template, smol_count, budget=budget, renderer=Renderer(smol_count)
+                )
+                grew[name] = grew.get(name, False) or len(reads) > 1
+                with monkeypatch.context() as m:
+                    m.setattr(tab, "_CHARS_PER_TOKEN", 10**9)
+                    whole = _render(
+                        src,
+                        offset,
+                        template,
+                        smol_count,
+                        budget=budget,
+                        renderer=Renderer(smol_count),
+                    )
+                assert near == whole
+    assert grew == {"argparse": False, "cheap": True}
+
+
+def _session(src: str, line: int, typed: str) -> Iterator[tuple[str, int]]:
+    """Enter at the end of `line`, then `typed` one character at a time, then Enter again."""
+    offset = sum(len(x) + 1 for x in src.split("\n")[: line + 1]) - 1
+    for ch in "\n" + typed + "\n":
+        src = src[:offset] + ch + src[offset:]
+        offset += 1
+        yield src, offset
+
+
+@pytest.mark.parametrize("template", ["plain", "qwen", "codestral"])
+def test_keystrokes_tokenize_a_few_lines(
+    template: str, argparse_src: str, smol_count: Callable[[str], int]
+) -> None:
+    """After the first render, a keystroke (Enter included) tokenizes a few lines, not its
+    prompt: piece counts are cached and the prompt is counted by difference. Each
+    count is still exact."""
+    tokenized: list[int] = []
+
+    def counting(s: str) -> int:
+        tokenized.append(len(s))
+        return smol_count(s)
+
+    renderer = Renderer(counting)
+    keys = list(_session(argparse_src, 1300, "        return self._parse_optional(arg_string)"))
+    for i, (src, offset) in enumerate(keys):
+        tokenized.clear()
+        p = _render(src, offset, template, counting, budget=2048, renderer=renderer)
+        assert p.tokens == smol_count(p.prompt) <= 2048 - 64
+        if i > 0:
+            assert sum(tokenized) < len(p.prompt) / 5, (i, sum(tokenized), len(p.prompt))

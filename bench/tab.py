@@ -68,9 +68,11 @@ async def typing_phase(
             editor.replace(line, indent, len(original), "")
             suggestion = await editor.inline(line, indent)
             # Type through the suggestion, as a user following the ghost text would.
-            if len(suggestion) > 1:
+            # (Within the suggestion's first line: the bench's cursor stays on one line.)
+            head = suggestion.split("\n", 1)[0]
+            if len(head) > 1:
                 before = (await stats(client)).tab.backendCalls
-                for i, ch in enumerate(suggestion[: min(8, len(suggestion) - 1)]):
+                for i, ch in enumerate(head[: min(8, len(head) - 1)]):
                     editor.replace(line, indent + i, indent + i, ch)
                     started = time.perf_counter()
                     rest = await editor.inline(line, indent + i + 1)

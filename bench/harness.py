@@ -5,7 +5,9 @@ Benches print their figures and PASS/FAIL lines; they are not tests.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import statistics
 import sys
 import sysconfig
@@ -17,6 +19,8 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 SERVER = [sys.executable, "-m", "lowentropy.server", "--log-level", "WARNING", "serve"]
+if os.environ.get("LOWENTROPY_BENCH_LOG"):  # a DEBUG log of the server, for digging into figures
+    SERVER[3:5] = ["--log-level", "DEBUG", "--log-file", os.environ["LOWENTROPY_BENCH_LOG"]]
 
 
 def stdlib_file(relative: str) -> Path:
@@ -100,6 +104,16 @@ class Editor:
             return ""
         text = items[0].insert_text
         return text if isinstance(text, str) else text.value
+
+
+async def wait_ready(client: LanguageClient, timeout: float = 60.0) -> None:
+    """Until the server has loaded its Tab backend (it preloads after `initialized`)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (await stats(client)).backends:
+        if loop.time() > deadline:
+            raise TimeoutError("the server did not load its Tab backend")
+        await asyncio.sleep(0.1)
 
 
 async def stats(client: LanguageClient, reset: bool = False) -> Any:

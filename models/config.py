@@ -32,7 +32,9 @@ class RoleConfig:
     endpoints: tuple[EndpointConfig, ...] = ()
     model: str = ""
     model_path: str | None = None
-    api_key_env: str | None = None  # name of the environment variable; the key itself is never stored
+    api_key_env: str | None = (
+        None  # name of the environment variable; the key itself is never stored
+    )
     timeouts: Timeouts = Timeouts()
     template: str | None = None  # FIM/apply template name; None = from the model name
     tokenizer: str | None = None  # GGUF path whose vocabulary counts tokens for HTTP backends

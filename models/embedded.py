@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
 from lowentropy.models.errors import BackendConfigError, BackendError
 from lowentropy.models.llama_tokenizer import LlamaTokenizer
 from lowentropy.models.packaged import resolve_model_path

@@ -1,11 +1,11 @@
 """One error hierarchy for every backend, translated from httpx in one place.
 
-    BackendError                 (retryable: bool, user_message: str)
-    ├── BackendUnavailable       connection refused, DNS, no healthy replica   retryable
-    ├── BackendTimeout           connect/read/total timeout                    retryable
-    ├── BackendStreamBroken      SSE stream cut or malformed midway            retryable
-    ├── BackendHTTPError         a non-2xx status (5xx retryable, 4xx not)
-    └── BackendConfigError       bad model path, missing API key variable      not retryable
+BackendError                 (retryable: bool, user_message: str)
+├── BackendUnavailable       connection refused, DNS, no healthy replica   retryable
+├── BackendTimeout           connect/read/total timeout                    retryable
+├── BackendStreamBroken      SSE stream cut or malformed midway            retryable
+├── BackendHTTPError         a non-2xx status (5xx retryable, 4xx not)
+└── BackendConfigError       bad model path, missing API key variable      not retryable
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 import httpx
+
 from lowentropy.models.config import EndpointConfig, RoleConfig, Timeouts
 from lowentropy.models.errors import (
     BackendConfigError,

@@ -50,7 +50,9 @@ class LlamaTokenizer:
         import llama_cpp
 
         data = text.encode("utf-8")
-        n = llama_cpp.llama_tokenize(self._llm._model.vocab, data, len(data), None, 0, False, True)
+        n = int(
+            llama_cpp.llama_tokenize(self._llm._model.vocab, data, len(data), None, 0, False, True)
+        )
         return -n if n < 0 else n
 
     def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
@@ -66,7 +68,9 @@ class LlamaTokenizer:
         # llama-cpp-python's tokenize makes when n_ctx_train is 0 (vocab-only loads).
         size = len(data) + 2
         buffer = (llama_cpp.llama_token * size)()
-        n = llama_cpp.llama_tokenize(self._llm._model.vocab, data, len(data), buffer, size, add_bos, True)
+        n = llama_cpp.llama_tokenize(
+            self._llm._model.vocab, data, len(data), buffer, size, add_bos, True
+        )
         if n < 0:
             return list(self._llm.tokenize(data, add_bos=add_bos, special=True))
         return list(ctypes.cast(buffer, ctypes.POINTER(llama_cpp.llama_token))[:n])

@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 
 import attrs
 import httpx
+
 from lowentropy.models.config import RoleConfig
 from lowentropy.models.errors import (
     BackendConfigError,

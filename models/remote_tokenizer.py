@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 import httpx
+
 from lowentropy.models.config import EndpointConfig, RoleConfig
 from lowentropy.models.errors import BackendConfigError, BackendError, map_httpx_errors
 from lowentropy.models.http_backend import api_root, auth_headers

@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
 
 import attrs
+
 from lowentropy.models.errors import BackendError, BackendHTTPError, BackendStreamBroken
 
 DONE = "[DONE]"

@@ -29,6 +29,7 @@ from typing import Literal
 
 import attrs
 import httpx
+
 from lowentropy.models.types import ROLES, Role
 
 # n-gram lookup drafts from the prompt: apply and next edit copy most of their input.

@@ -12,10 +12,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from lowentropy.prompts.recorder import PromptRecorder
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
+
+from lowentropy.prompts.recorder import PromptRecorder
 
 from . import lsp_logging, protocol, tab
 from .backends import Backends

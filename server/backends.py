@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 import attrs
+
 from lowentropy.models.config import RoleConfig
 from lowentropy.models.types import Generator, Role, Tokenizer
 from lowentropy.prompts.fim import FimTemplate, get_template, guess_template

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import tempfile
 import time
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
 from .app import __version__
 
@@ -53,13 +55,27 @@ def parse_location(value: str) -> tuple[Path, int, int]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_server
 
+    # The engine's worker thread runs Python between tokens; with the default 5 ms
+    # switch interval the event loop can wait that long for the GIL on every answer.
+    sys.setswitchinterval(0.0005)
     server = create_server()
     if args.tcp:
         host, port = args.tcp
         server.start_tcp(host, port)
     else:
-        server.start_io()
+        stdin, stdout = _protocol_streams()
+        server.start_io(stdin, stdout)
     return 0
+
+
+def _protocol_streams() -> tuple[BinaryIO, BinaryIO]:
+    """Stdio for LSP only: anything else that writes to fd 1 (llama.cpp's C code prints
+    there while loading a model) would corrupt the JSON-RPC stream. The protocol keeps a
+    private duplicate of fd 1, and fd 1 itself now points at stderr."""
+    sys.stdout.flush()
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)
+    return sys.stdin.buffer, os.fdopen(protocol_fd, "wb")
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
@@ -87,9 +103,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     console = Console()
     sample = (
-        resources.files("lowentropy.server")
-        .joinpath("data/fib.py.txt")
-        .read_text(encoding="utf-8")
+        resources.files("lowentropy.server").joinpath("data/fib.py.txt").read_text(encoding="utf-8")
     )
     with tempfile.TemporaryDirectory(prefix="lowentropy-demo-") as tmp:
         path = Path(tmp) / "fib.py"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from lowentropy.models.errors import BackendError
-from lowentropy.models.types import ROLES, CompletionRequest
 from rich.console import Console
 from rich.table import Table
+
+from lowentropy.models.errors import BackendError
+from lowentropy.models.types import ROLES, CompletionRequest
 
 from .backends import Backends
 from .settings import SettingsError, load_toml, resolve

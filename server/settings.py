@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+
 from lowentropy.models.config import EndpointConfig, RoleConfig
 from lowentropy.models.types import ROLES, Role
 

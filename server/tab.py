@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from lowentropy.models.errors import BackendError
-from lowentropy.models.types import CompletionRequest
-from lowentropy.prompts.tab import TabInputs, TabPrompt, render_tab_inputs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.uris import to_fs_path
+
+from lowentropy.models.errors import BackendError
+from lowentropy.models.types import CompletionRequest
+from lowentropy.prompts.tab import TabInputs, TabPrompt, render_tab_inputs
 
 from .documents import MAX_DOCUMENT_CHARS, codepoints_to_utf16, utf16_to_codepoints
 from .postprocess import CursorContext, block_finished, postprocess
@@ -167,6 +168,7 @@ class TabEngine:
                 del self.inflight[cursor.uri]
         self.stats.completed += 1
         total_ms = (time.perf_counter() - started) * 1000
+        log.debug("tab suggest total_ms=%.2f backend_ms=%.2f", total_ms, backend_ms)
         self.stats.total_ms.append(total_ms)
         self.stats.overhead_ms.append(max(0.0, total_ms - backend_ms))
         if suggestion:
@@ -208,6 +210,7 @@ class TabEngine:
     async def _generate(self, cursor: Cursor) -> tuple[str, float]:
         """Render, stream and post-process; returns the suggestion and the ms spent in the backend."""
         request_id = uuid.uuid4().hex[:8]
+        tb = time.perf_counter()
         backend = await self._backend()
         t0 = time.perf_counter()
         inputs, prompt = await self._render(backend, cursor)
@@ -243,8 +246,9 @@ class TabEngine:
         suggestion = postprocess(raw, cursor.ctx)
         post_ms = (time.perf_counter() - t2) * 1000
         log.debug(
-            "tab %s render_ms=%.2f backend_ms=%.1f post_ms=%.2f prompt_tokens=%d exact=%s chars=%d",
+            "tab %s get_backend_ms=%.2f render_ms=%.2f backend_ms=%.1f post_ms=%.2f prompt_tokens=%d exact=%s chars=%d",
             request_id,
+            (t0 - tb) * 1000,
             render_ms,
             backend_ms,
             post_ms,

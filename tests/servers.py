@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import attrs
 import pytest
+
 from lowentropy.models.vllm_launcher import start_process, stop_process, wait_ready
 
 MODES = ("http500", "stall", "cut_stream", "no_done", "drip", "proxy")

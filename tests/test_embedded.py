@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+
 from lowentropy.models.embedded import EmbeddedEngine, StopScanner
 from lowentropy.models.errors import BackendConfigError, BackendError
 from lowentropy.models.llama_tokenizer import LlamaTokenizer

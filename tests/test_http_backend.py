@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from servers import FaultFactory, FaultInjectionServer, smollm2_gguf
+
 from lowentropy.models.config import EndpointConfig, RoleConfig, Timeouts
 from lowentropy.models.errors import (
     BackendConfigError,
@@ -31,7 +33,6 @@ from lowentropy.models.http_backend import (
 from lowentropy.models.remote_tokenizer import RemoteTokenizer, estimate_tokens
 from lowentropy.models.sse import Delta, SseDecoder, parse_chunk, text_deltas
 from lowentropy.models.types import ChatMessage, ChatRequest, CompletionRequest, Generator
-from servers import FaultFactory, FaultInjectionServer, smollm2_gguf
 
 FAST = Timeouts(connect=1.0, read=10.0, total=30.0)
 PROMPT = "def fibonacci(n):\n    "

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from servers import FaultFactory, FaultInjectionServer, free_port
+
 from lowentropy.models.config import EndpointConfig, RoleConfig, Timeouts
 from lowentropy.models.errors import (
     BackendConfigError,
@@ -23,7 +25,6 @@ from lowentropy.models.errors import (
 from lowentropy.models.http_backend import OpenAIBackend
 from lowentropy.models.pool import Pool, Replica, prefix_digest, rendezvous_score
 from lowentropy.models.types import CompletionRequest, Generator
-from servers import FaultFactory, FaultInjectionServer, free_port
 
 TIMEOUTS = Timeouts(connect=1.0, read=10.0, total=30.0)
 ROLE = RoleConfig(timeouts=TIMEOUTS)

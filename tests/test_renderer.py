@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib.resources
 from collections.abc import Callable, Iterator
 
-import lowentropy.prompts as prompts
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
+import lowentropy.prompts as prompts
 from lowentropy.prompts import (
     Component,
     PromptTooLargeError,

@@ -141,7 +141,9 @@ async def test_cancel_request_stops_generation(client: LanguageClient, docs: Doc
     before = (await stats(client)).tab
     pending = asyncio.ensure_future(
         client.protocol.send_request_async(
-            types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, FIB_LINE, FIB_COL), msg_id="cancel-me"
+            types.TEXT_DOCUMENT_INLINE_COMPLETION,
+            inline_params(uri, FIB_LINE, FIB_COL),
+            msg_id="cancel-me",
         )
     )
     await asyncio.sleep(0.1)

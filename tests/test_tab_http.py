@@ -78,7 +78,6 @@ async def test_two_replicas_one_down_answers_come_from_the_other(
     """fib.py with a refused replica listed first: every request is answered by the real one."""
     async with lsp_client(tmp_path, pool_options(refused_url, llama_server)) as client:
         docs = Docs(client, tmp_path)
-        uri = docs.open(FIB)
         texts = [first_text(await docs.inline(docs.open(FIB), LINE, COL)) for _ in range(4)]
         assert all(t.strip() for t in texts)
         assert len(set(texts)) == 1

@@ -10,8 +10,9 @@ import importlib.resources
 import time
 from collections.abc import Callable, Iterator
 
-import lowentropy.prompts.tab as tab
 import pytest
+
+import lowentropy.prompts.tab as tab
 from lowentropy.prompts import (
     PromptTooLargeError,
     Renderer,

@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from lowentropy.models.vllm_launcher import (
     INSTALL_HINT,
     NGRAM_SPECULATION,

@@ -1,0 +1,438 @@
+"""Codebase index figures on the standard library: throughput, edits, latency, quality.
+
+Sections (all by default; pick some with --only cold,edit,latency,quality):
+
+cold     Cold index of the standard library (or its first --limit N files, copied
+         to a temp folder): sync + fill every vector with all-MiniLM-L6-v2, from an
+         empty database and cache. Prints files/s and chunks/s, beside the raw
+         throughput of the same embedder on the same texts in the same batches.
+         Bar: pipeline >= 90% of raw.
+edit     Then one function in one file is edited: sync([file]) + fill_vectors().
+         Bar: < 1 s end to end excluding the embedding of the changed chunks
+         themselves, and embedded chunks = changed chunks.
+latency  Search latency over >= 100k chunks: every chunk of the standard library
+         (copied under a second prefix until there are 100k) with random unit
+         vectors (embedding 100k chunks takes hours here); queries embed for real.
+         Prints p50/p99 for hybrid, vector and full text. Bar: hybrid p50 < 30 ms.
+quality  Recall@1/5/10 for full text, vector and hybrid on a dev set from the
+         standard library: each query is a function's docstring, its target the
+         function indexed with every docstring stripped (--quality-files files).
+
+Usage: python bench/index.py [--limit 150] [--only cold,edit] [--quality-files 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import random
+import shutil
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness import pct, verdict  # noqa: E402
+
+from lowentropy.models.embeddings import SentenceTransformerEmbedder  # noqa: E402
+from lowentropy.retrieval import Index, IndexConfig, Walker, chunk_file  # noqa: E402
+from lowentropy.retrieval.store import ChunkStore  # noqa: E402
+from lowentropy.retrieval.types import Chunk  # noqa: E402
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+RAW_RATIO = 0.90
+EDIT_OVERHEAD_S = 1.0
+LATENCY_ROWS = 100_000
+P50_MS = 30.0
+QUERIES = [
+    "parse an email address into its parts",
+    "read a configuration file with sections",
+    "compress data with zlib",
+    "where is the HTTP request line parsed",
+    "JSONDecoder raw_decode",
+    "walk a directory tree recursively",
+    "thread pool executor shutdown",
+    "decode base64 text",
+    "format a traceback for printing",
+    "compare two sequences and produce a unified diff",
+]
+
+
+def stdlib_files(limit: int) -> list[str]:
+    """Indexable standard-library files in walk order, the first `limit` (0 = all)."""
+    rels = []
+    for entry in Walker(STDLIB).walk():
+        rels.append(entry.rel)
+        if limit and len(rels) >= limit:
+            break
+    return rels
+
+
+def copy_files(rels: list[str], dest: Path) -> Path:
+    for rel in rels:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(STDLIB / rel, target)
+    return dest
+
+
+# ---------------------------------------------------------------- cold + edit
+
+
+class RecordingEmbedder:
+    """Passes calls through and keeps each batch, so raw throughput can replay them."""
+
+    def __init__(self, inner: SentenceTransformerEmbedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dimensions = inner.dimensions
+        self.batches: list[list[str]] = []
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.batches.append(list(texts))
+        return await self.inner.embed(texts)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def cold_and_edit(
+    embedder: SentenceTransformerEmbedder, limit: int, tmp: Path, do_edit: bool
+) -> bool:
+    rels = stdlib_files(limit)
+    root = copy_files(rels, tmp / "stdlib")
+    config = IndexConfig(cache_dir=str(tmp / "state-cold"))
+    recorder = RecordingEmbedder(embedder)
+    index = Index(root, recorder, config)
+    embedder.stats.texts = 0
+    embedder.stats.seconds = 0.0
+
+    started = time.perf_counter()
+    result = await index.sync()
+    synced = time.perf_counter() - started
+    embedded = await index.fill_vectors()
+    elapsed = time.perf_counter() - started
+    model_seconds = embedder.stats.seconds
+    status = await index.status()
+    print(
+        f"cold index: {result.files} files, {status.chunks} chunks "
+        f"({embedded} distinct texts embedded) in {elapsed:.1f} s "
+        f"(sync {synced:.1f} s, full text searchable from then on)"
+    )
+    print(
+        f"  {result.files / elapsed:.2f} files/s, {status.chunks / elapsed:.2f} chunks/s, "
+        f"{embedded / elapsed:.2f} embedded texts/s; model time {model_seconds:.1f} s"
+    )
+
+    # Raw: the same embedder on the same texts in the same batches, nothing else.
+    texts = [t for batch in recorder.batches for t in batch]
+    assert len(texts) == embedded, (len(texts), embedded)
+    raw_started = time.perf_counter()
+    for batch in recorder.batches:
+        await embedder.embed(batch)
+    raw = time.perf_counter() - raw_started
+    pipeline_rate, raw_rate = embedded / elapsed, len(texts) / raw
+    print(
+        f"  raw embedder: {raw_rate:.2f} texts/s ({raw:.1f} s, {len(recorder.batches)} calls); "
+        f"in the pipeline the model ran {model_seconds / elapsed:.1%} of the time"
+    )
+    ok = verdict(
+        "cold index throughput",
+        pipeline_rate >= RAW_RATIO * raw_rate,
+        f"{pipeline_rate:.2f} texts/s = {pipeline_rate / raw_rate:.1%} of raw "
+        f"{raw_rate:.2f} (bar >= {RAW_RATIO:.0%})",
+    )
+    if do_edit:
+        ok &= await one_file_edit(index, embedder, rels)
+    return ok
+
+
+def _edit_target(root: Path, rels: list[str]) -> tuple[str, str, str] | None:
+    """A Python file and a new text for it with one function body changed."""
+    for rel in rels:
+        if not rel.endswith(".py"):
+            continue
+        text = (root / rel).read_text(encoding="utf-8")
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and len(n.body) > 1]
+        if len(chunk_file(rel, text)) < 4 or not funcs:
+            continue
+        lines = text.split("\n")
+        body = funcs[-1].body[-1]
+        indent = lines[body.lineno - 1][: body.col_offset]
+        lines.insert(body.lineno - 1, f"{indent}# edited by bench/index.py")
+        return rel, text, "\n".join(lines)
+    return None
+
+
+async def one_file_edit(
+    index: Index, embedder: SentenceTransformerEmbedder, rels: list[str]
+) -> bool:
+    found = _edit_target(index.root, rels)
+    if found is None:
+        print("edit: no suitable file among the indexed ones")
+        return False
+    rel, old, new = found
+    old_hashes = {c.hash for c in chunk_file(rel, old)}
+    changed = sum(1 for c in chunk_file(rel, new) if c.hash not in old_hashes)
+    (index.root / rel).write_text(new, encoding="utf-8")
+    seconds0 = embedder.stats.seconds
+    texts0 = embedder.stats.texts
+
+    started = time.perf_counter()
+    result = await index.sync([index.root / rel])
+    synced = time.perf_counter() - started
+    embedded = await index.fill_vectors()
+    elapsed = time.perf_counter() - started
+    model = embedder.stats.seconds - seconds0
+    overhead = elapsed - model
+    print(
+        f"edit {rel}: sync {synced * 1000:.0f} ms, end to end {elapsed * 1000:.0f} ms, "
+        f"of which embedding {model * 1000:.0f} ms; changed chunks {changed}, "
+        f"embedded {embedded} ({embedder.stats.texts - texts0} texts)"
+    )
+    ok = verdict(
+        "one-file edit",
+        overhead < EDIT_OVERHEAD_S and embedded == changed and result.changed == (rel,),
+        f"{overhead * 1000:.0f} ms excluding embedding (bar < {EDIT_OVERHEAD_S * 1000:.0f} ms), "
+        f"embedded {embedded} = changed {changed}",
+    )
+    return ok
+
+
+# ---------------------------------------------------------------- latency
+
+
+async def latency(embedder: SentenceTransformerEmbedder, tmp: Path, queries: int) -> bool:
+    import lancedb
+    import numpy as np
+
+    rels = stdlib_files(0)
+    chunks: list[Chunk] = []
+    file_hashes: dict[str, str] = {}
+    for rel in rels:
+        try:
+            text = (STDLIB / rel).read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        chunks.extend(chunk_file(rel, text))
+        file_hashes[rel] = rel
+    base = len(chunks)
+    copies = 0
+    while len(chunks) < LATENCY_ROWS:
+        copies += 1
+        for c in chunks[:base]:
+            path = f"copy{copies}/{c.path}"
+            file_hashes[path] = path
+            chunks.append(attrs.evolve(c, path=path))
+            if len(chunks) >= LATENCY_ROWS:
+                break
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((len(chunks), embedder.dimensions)).astype("float32")
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    started = time.perf_counter()
+    db = lancedb.connect(str(tmp / "latency-db"))
+    store = ChunkStore(db, "chunks", embedder.dimensions)
+    # Per-row vectors: distinct hashes, so equal texts in the copies get their own.
+    keyed = [attrs.evolve(c, hash=f"{c.hash}-{i}") for i, c in enumerate(chunks)]
+    by_hash = {c.hash: vectors[i] for i, c in enumerate(keyed)}
+    start = 0
+    while start < len(keyed):  # batches of whole files: a write replaces its files' rows
+        end = min(len(keyed), start + 20_000)
+        while end < len(keyed) and keyed[end].path == keyed[end - 1].path:
+            end += 1
+        part = keyed[start:end]
+        store.replace_files(sorted({c.path for c in part}), part, file_hashes, by_hash)
+        start = end
+    store.optimize()
+    print(
+        f"latency table: {store.count()} chunks ({base} distinct from {len(rels)} files), "
+        f"written and indexed in {time.perf_counter() - started:.1f} s"
+    )
+
+    from lowentropy.retrieval.search import Searcher
+
+    searcher = Searcher(store, embedder, tmp)
+    await searcher.search("warm up", 10)
+    ok = True
+    for mode in ("hybrid", "vector", "fulltext"):
+        times = []
+        for k in range(queries):
+            q = QUERIES[k % len(QUERIES)]
+            t0 = time.perf_counter()
+            hits = await searcher.search(q, 10, mode)  # type: ignore[arg-type]
+            times.append((time.perf_counter() - t0) * 1000)
+            assert hits
+        p50, p99 = pct(times, 0.5), pct(times, 0.99)
+        print(f"  {mode:9s} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  ({queries} queries)")
+        if mode == "hybrid":
+            ok = verdict(
+                "search latency", p50 < P50_MS, f"hybrid p50 {p50:.1f} ms at {store.count()} chunks"
+            )
+    return ok
+
+
+# ---------------------------------------------------------------- quality
+
+
+@attrs.frozen
+class Case:
+    query: str
+    path: str
+    line: int  # the function's `def` line (0-based) in the stripped file
+
+
+def _docstring_nodes(tree: ast.AST) -> list[tuple[ast.AST, ast.Expr]]:
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                out.append((node, body[0]))
+    return out
+
+
+def strip_docstrings(text: str) -> str:
+    """The source with every docstring removed (`pass` where a body would be empty)."""
+    tree = ast.parse(text)
+    lines = text.split("\n")
+    drops: list[tuple[int, int, str | None]] = []
+    for node, doc in _docstring_nodes(tree):
+        assert doc.end_lineno is not None
+        body = getattr(node, "body", [])
+        filler = None
+        if len(body) == 1 and not isinstance(node, ast.Module):
+            filler = lines[doc.lineno - 1][: doc.col_offset] + "pass"
+        drops.append((doc.lineno - 1, doc.end_lineno, filler))
+    for start, end, filler in sorted(drops, reverse=True):
+        lines[start:end] = [filler] if filler is not None else []
+    return "\n".join(lines)
+
+
+def dev_set(files: int, max_queries: int) -> tuple[dict[str, str], list[Case]]:
+    """Stripped sources by path, and docstring queries pointing at their functions."""
+    candidates = [
+        r
+        for r in stdlib_files(0)
+        if r.endswith(".py") and not r.startswith(("test/", "idlelib/idle_test", "lib2to3/tests"))
+    ]
+    rng = random.Random(0)
+    rng.shuffle(candidates)
+    sources: dict[str, str] = {}
+    cases: list[Case] = []
+    for rel in candidates:
+        if len(sources) >= files:
+            break
+        try:
+            text = (STDLIB / rel).read_text(encoding="utf-8")
+            stripped = strip_docstrings(text)
+            new_tree = ast.parse(stripped)
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        lines_by_name: dict[str, list[int]] = {}
+        for node in ast.walk(new_tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines_by_name.setdefault(node.name, []).append(node.lineno - 1)
+        found = []
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            doc = ast.get_docstring(node)
+            if not doc:
+                continue
+            first = doc.split("\n\n")[0].replace("\n", " ").strip()
+            where = lines_by_name.get(node.name, [])
+            if len(first.split()) >= 6 and len(where) == 1:
+                found.append(Case(query=first, path=rel, line=where[0]))
+        if found:
+            sources[rel] = stripped
+            cases.extend(found)
+    rng.shuffle(cases)
+    return sources, cases[:max_queries]
+
+
+async def quality(
+    embedder: SentenceTransformerEmbedder, tmp: Path, files: int, max_queries: int
+) -> bool:
+    sources, cases = dev_set(files, max_queries)
+    root = tmp / "quality"
+    for rel, text in sources.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    index = Index(root, embedder, IndexConfig(cache_dir=str(tmp / "state-quality")))
+    started = time.perf_counter()
+    await index.sync()
+    await index.fill_vectors()
+    status = await index.status()
+    print(
+        f"quality: {len(cases)} docstring queries over {len(sources)} files, "
+        f"{status.chunks} chunks (indexed in {time.perf_counter() - started:.0f} s)"
+    )
+    for mode in ("fulltext", "vector", "hybrid"):
+        ranks = []
+        for case in cases:
+            hits = await index.search(case.query, 10, mode)  # type: ignore[arg-type]
+            rank = next(
+                (
+                    i
+                    for i, h in enumerate(hits, start=1)
+                    if h.rel_path == case.path and h.span.start_line <= case.line <= h.span.end_line
+                ),
+                None,
+            )
+            ranks.append(rank)
+        recall = {
+            k: sum(1 for r in ranks if r is not None and r <= k) / len(ranks) for k in (1, 5, 10)
+        }
+        print(
+            f"  {mode:9s} Recall@1 {recall[1]:.2f}  Recall@5 {recall[5]:.2f}  "
+            f"Recall@10 {recall[10]:.2f}"
+        )
+    return True
+
+
+# ---------------------------------------------------------------- main
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=0, help="index the first N files (0 = all)")
+    parser.add_argument("--only", default="cold,edit,latency,quality")
+    parser.add_argument("--queries", type=int, default=200, help="latency queries per mode")
+    parser.add_argument("--quality-files", type=int, default=20)
+    parser.add_argument("--quality-queries", type=int, default=200)
+    args = parser.parse_args()
+    sections = set(args.only.split(","))
+
+    embedder = SentenceTransformerEmbedder()
+    await embedder.embed(["warm up"])  # model load is not indexing time
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="lowentropy-bench-index-") as name:
+        tmp = Path(name)
+        if "cold" in sections:
+            ok &= await cold_and_edit(embedder, args.limit, tmp, "edit" in sections)
+        if "latency" in sections:
+            ok &= await latency(embedder, tmp, args.queries)
+        if "quality" in sections:
+            ok &= await quality(embedder, tmp, args.quality_files, args.quality_queries)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

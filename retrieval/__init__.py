@@ -1,0 +1,66 @@
+"""Codebase index: walker, secrets filter, tree-sitter chunks, Merkle sync, LanceDB hybrid search.
+
+index = Index(root, SentenceTransformerEmbedder())
+await index.sync(progress=callback)        # rows searchable by full text at once
+index.request_fill(priority_paths=[open])  # vectors in the background
+hits = await index.search("where do we parse headers?")
+"""
+
+from lowentropy.retrieval.chunker import ChunkConfig, chunk_file
+from lowentropy.retrieval.config import IndexConfig, default_cache_dir, workspace_id
+from lowentropy.retrieval.embed_cache import EmbeddingCache, cache_key
+from lowentropy.retrieval.indexer import Index
+from lowentropy.retrieval.languages import language_for, tree_sitter_languages
+from lowentropy.retrieval.merkle import FileLeaf, MerkleTree, TreeDiff, diff
+from lowentropy.retrieval.search import Reranker, reciprocal_rank_fusion
+from lowentropy.retrieval.secrets import (
+    contains_secret,
+    find_secrets,
+    is_secret_path,
+    redact_secrets,
+)
+from lowentropy.retrieval.types import (
+    Chunk,
+    IndexStatus,
+    ProgressCallback,
+    SearchHit,
+    SearchMode,
+    Span,
+    SyncProgress,
+    SyncResult,
+)
+from lowentropy.retrieval.walker import WalkConfig, Walker, read_text
+
+__all__ = [
+    "Chunk",
+    "ChunkConfig",
+    "EmbeddingCache",
+    "FileLeaf",
+    "Index",
+    "IndexConfig",
+    "IndexStatus",
+    "MerkleTree",
+    "ProgressCallback",
+    "Reranker",
+    "SearchHit",
+    "SearchMode",
+    "Span",
+    "SyncProgress",
+    "SyncResult",
+    "TreeDiff",
+    "WalkConfig",
+    "Walker",
+    "cache_key",
+    "chunk_file",
+    "contains_secret",
+    "default_cache_dir",
+    "diff",
+    "find_secrets",
+    "is_secret_path",
+    "language_for",
+    "read_text",
+    "reciprocal_rank_fusion",
+    "redact_secrets",
+    "tree_sitter_languages",
+    "workspace_id",
+]

@@ -1,0 +1,110 @@
+"""Hybrid search: vector and full-text results fused by reciprocal rank, then reranked.
+
+Full text runs over every row at once; the vector side only sees rows whose
+embedding is filled in, so a fresh index answers through full text while the
+vectors arrive. A cross-encoder (or any `Reranker`) can reorder the fused list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from lowentropy.models.types import Embedder
+from lowentropy.retrieval.store import ChunkStore
+from lowentropy.retrieval.types import SearchHit, SearchMode, Span
+from lowentropy.retrieval.words import fulltext_query
+
+__all__ = ["Reranker", "Searcher", "reciprocal_rank_fusion"]
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Reorders hits for a query, best first (e.g. a cross-encoder); may drop hits."""
+
+    async def rerank(self, query: str, hits: Sequence[SearchHit]) -> list[SearchHit]: ...
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[Mapping[str, Any]]], k: int = 60
+) -> list[tuple[Mapping[str, Any], float]]:
+    """Rows by the sum of 1/(k + rank) over the rankings they appear in (rank from 1)."""
+    scores: dict[str, float] = {}
+    rows: dict[str, Mapping[str, Any]] = {}
+    for ranking in rankings:
+        for rank, row in enumerate(ranking, start=1):
+            key = row["id"]
+            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+            rows.setdefault(key, row)
+    ordered = sorted(scores, key=lambda key: scores[key], reverse=True)
+    return [(rows[key], scores[key]) for key in ordered]
+
+
+def _hit(root: Path, row: Mapping[str, Any], score: float) -> SearchHit:
+    return SearchHit(
+        path=str(root / row["path"]),
+        rel_path=row["path"],
+        span=Span(
+            start_line=row["start_line"],
+            start_col=row["start_col"],
+            end_line=row["end_line"],
+            end_col=row["end_col"],
+        ),
+        score=score,
+        text=row["text"],
+        symbol=row["symbol"],
+        kind=row["kind"],
+        language=row["language"],
+    )
+
+
+class Searcher:
+    def __init__(
+        self,
+        store: ChunkStore,
+        embedder: Embedder,
+        root: Path,
+        *,
+        rrf_k: int = 60,
+        candidates: int = 50,
+        reranker: Reranker | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.root = root
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+        self.reranker = reranker
+
+    async def _vector(self, query: str, limit: int) -> list[dict[str, Any]]:
+        if not await asyncio.to_thread(self.store.has_vectors):
+            return []  # nothing embedded yet: don't pay for the query embedding
+        (vector,) = await self.embedder.embed([query])
+        return await asyncio.to_thread(self.store.nearest, vector, limit)
+
+    async def _fulltext(self, query: str, limit: int) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.store.fulltext, fulltext_query(query), limit)
+
+    async def search(
+        self, query: str, limit: int = 10, mode: SearchMode = "hybrid"
+    ) -> list[SearchHit]:
+        if not query.strip() or limit <= 0:
+            return []
+        n = max(limit, self.candidates)
+        if mode == "fulltext":
+            rows = await self._fulltext(query, limit)
+            hits = [_hit(self.root, r, float(r["_score"])) for r in rows]
+        elif mode == "vector":
+            rows = await self._vector(query, limit)
+            hits = [_hit(self.root, r, 1.0 - float(r["_distance"])) for r in rows]
+        else:
+            vector_rows, text_rows = await asyncio.gather(
+                self._vector(query, n), self._fulltext(query, n)
+            )
+            fused = reciprocal_rank_fusion([vector_rows, text_rows], self.rrf_k)
+            hits = [_hit(self.root, row, score) for row, score in fused]
+        if self.reranker is not None and hits:
+            hits = await self.reranker.rerank(query, hits)
+        return hits[:limit]

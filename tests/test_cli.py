@@ -1,0 +1,175 @@
+"""The `lowentropy` command: version, complete, TCP on loopback, and a clean stdio stream.
+
+Data: tests/data/tab/fib.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+from servers import free_port
+
+from lowentropy.server.cli import parse_host_port, parse_location
+
+FIB = Path(__file__).parent / "data" / "tab" / "fib.py"
+CLI = [sys.executable, "-m", "lowentropy.server"]
+
+
+def test_version() -> None:
+    out = subprocess.run([*CLI, "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("lowentropy ")
+
+
+def test_tcp_address_defaults_to_loopback() -> None:
+    assert parse_host_port("8123") == ("127.0.0.1", 8123)
+    assert parse_host_port("0.0.0.0:8123") == ("0.0.0.0", 8123)
+    assert parse_host_port("[::1]:8123") == ("::1", 8123)
+    with pytest.raises(Exception, match="PORT"):
+        parse_host_port("localhost:http")
+    assert parse_location("a/b.py:3:7") == (Path("a/b.py"), 3, 7)
+
+
+def test_complete_prints_the_suggestion(tmp_path: Path) -> None:
+    """`complete fib.py:5:12` runs the server in-process and prints a suggestion."""
+    path = tmp_path / "fib.py"
+    path.write_text(FIB.read_text())
+    done = subprocess.run(
+        [*CLI, "--log-level", "WARNING", "complete", f"{path}:5:12"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+    bad = subprocess.run(
+        [*CLI, "complete", f"{path}:99:1"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "outside" in bad.stderr
+
+
+async def test_serve_tcp_listens_on_loopback_and_answers(tmp_path: Path) -> None:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "serve", "--tcp", str(port), stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        for _ in range(100):
+            listening = Path("/proc/net/tcp").read_text()
+            if f":{port:04X} " in listening:
+                break
+            await asyncio.sleep(0.1)
+        # 0100007F is 127.0.0.1: nothing listens on other addresses.
+        rows = [r.split() for r in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        local = [r[1] for r in rows if r[1].endswith(f":{port:04X}") and r[3] == "0A"]
+        assert local == [f"0100007F:{port:04X}"]
+        client = LanguageClient("test", "0")
+        await client.start_tcp("127.0.0.1", port)
+        result = await client.initialize_async(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(), root_uri=tmp_path.as_uri()
+            )
+        )
+        assert result.capabilities.inline_completion_provider is not None
+        await client.shutdown_async(None)
+        client.exit(None)
+        await client.stop()
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+def _frames(data: bytes) -> list[dict[str, object]]:
+    """Parse a stdio LSP byte stream strictly: any stray byte fails."""
+    frames = []
+    while data:
+        header, sep, rest = data.partition(b"\r\n\r\n")
+        assert sep, f"stray bytes on stdout: {data[:80]!r}"
+        fields = dict(line.split(b": ", 1) for line in header.split(b"\r\n"))
+        assert set(fields) <= {b"Content-Length", b"Content-Type"}, (
+            f"stray bytes on stdout: {header[:80]!r}"
+        )
+        length = int(fields[b"Content-Length"])
+        frames.append(json.loads(rest[:length]))
+        data = rest[length:]
+    return frames
+
+
+def test_stdout_carries_only_lsp_while_the_model_loads(tmp_path: Path) -> None:
+    """llama.cpp prints while loading; none of it may reach the protocol stream."""
+
+    def frame(obj: dict[str, object]) -> bytes:
+        body = json.dumps(obj).encode()
+        return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    uri = (tmp_path / "fib.py").as_uri()
+    messages = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"capabilities": {}, "rootUri": tmp_path.as_uri()},
+        },
+        {"jsonrpc": "2.0", "method": "initialized", "params": {}},
+        {
+            "jsonrpc": "2.0",
+            "method": "textDocument/didOpen",
+            "params": {
+                "textDocument": {
+                    "uri": uri,
+                    "languageId": "python",
+                    "version": 1,
+                    "text": FIB.read_text(),
+                }
+            },
+        },
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "textDocument/inlineCompletion",
+            "params": {
+                "textDocument": {"uri": uri},
+                "position": {"line": 4, "character": 11},
+                "context": {"triggerKind": 2},
+            },
+        },
+    ]
+    proc = subprocess.Popen(
+        [*CLI, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    for message in messages:
+        proc.stdin.write(frame(message))
+    proc.stdin.flush()
+    # Read until the completion's answer arrives, then shut down.
+    buffer = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not select.select([proc.stdout], [], [], 1.0)[0]:
+            continue
+        chunk = proc.stdout.read1(65536)
+        assert chunk, "server closed stdout early"
+        buffer += chunk
+        if b'"id": 2' in buffer or b'"id":2' in buffer:
+            try:
+                if any(f.get("id") == 2 for f in _frames(buffer)):
+                    break
+            except (AssertionError, json.JSONDecodeError, ValueError):
+                continue  # a frame still arriving
+    proc.stdin.write(
+        frame({"jsonrpc": "2.0", "id": 3, "method": "shutdown"})
+        + frame({"jsonrpc": "2.0", "method": "exit"})
+    )
+    proc.stdin.flush()
+    out, _ = proc.communicate(timeout=30)
+    frames = _frames(buffer + out)
+    answer = next(f for f in frames if f.get("id") == 2)
+    assert answer["result"]["items"], answer  # type: ignore[index]

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from lowentropy.models.errors import BackendError
-from lowentropy.models.types import ROLES, CompletionRequest
+from lowentropy.models.config import RoleConfig
+from lowentropy.models.types import ROLES, CompletionRequest, Embedder
 
 from .backends import Backends
 from .settings import SettingsError, load_toml, resolve
@@ -77,3 +78,20 @@ async def _probe(generator: object) -> str:
         chunks += 1
     total = time.perf_counter() - started
     return f"first token {1000 * (first or total):.0f} ms, {chunks} chunks in {1000 * total:.0f} ms"
+
+
+async def _probe_embedder(config: RoleConfig) -> str:
+    from lowentropy.models.embeddings import OpenAIEmbedder, SentenceTransformerEmbedder
+
+    started = time.perf_counter()
+    embedder: Embedder
+    if config.endpoints:
+        endpoint = config.endpoints[0]
+        embedder = OpenAIEmbedder(endpoint.url, model=endpoint.model)
+    else:
+        embedder = SentenceTransformerEmbedder()
+    try:
+        (vector,) = await embedder.embed(["def add(a, b):\n    return a + b"])
+    finally:
+        await embedder.aclose()
+    return f"{len(vector)} dimensions in {1000 * (time.perf_counter() - started):.0f} ms (load included)"

@@ -28,6 +28,7 @@ class TabStats:
     typed_through: int = 0
     prefetch_hits: int = 0
     prefetches: int = 0
+    prefetches_done: int = 0
     backend_calls: int = 0
     completed: int = 0
     cancelled: int = 0
@@ -51,6 +52,7 @@ class TabStats:
             "typedThrough": self.typed_through,
             "prefetchHits": self.prefetch_hits,
             "prefetches": self.prefetches,
+            "prefetchesDone": self.prefetches_done,
             "backendCalls": self.backend_calls,
             "completed": self.completed,
             "cancelled": self.cancelled,

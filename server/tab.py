@@ -279,7 +279,10 @@ class TabEngine:
             ctx = attrs.evolve(cursor.ctx, line_prefix=line_text[:col], line_suffix=line_text[col:])
             after = attrs.evolve(cursor, text=expected, offset=new_offset, ctx=ctx)
             self.stats.prefetches += 1
-            result, _ = await self._generate(after)
+            try:
+                result, _ = await self._generate(after)
+            finally:
+                self.stats.prefetches_done += 1
             if result:
                 self.cache.add(cursor.uri, snapshot(expected, new_offset, result, prefetched=True))
             return result

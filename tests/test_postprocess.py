@@ -1,0 +1,50 @@
+"""Post-processing of raw continuations (pure functions)."""
+
+from __future__ import annotations
+
+from lowentropy.server.postprocess import CursorContext, block_finished, postprocess
+
+
+def ctx(prefix: str, suffix: str = "", **kw: object) -> CursorContext:
+    return CursorContext(line_prefix=prefix, line_suffix=suffix, **kw)  # type: ignore[arg-type]
+
+
+def test_mid_line_suggestions_are_one_line() -> None:
+    assert postprocess("a, b)\n    more()", ctx("call(", ")")) == "a, b"
+
+
+def test_block_ends_at_dedent() -> None:
+    raw = "total = 0\n    for x in xs:\n        total += x\n    return total\nprint('done')\n"
+    assert (
+        postprocess(raw, ctx("    "))
+        == "total = 0\n    for x in xs:\n        total += x\n    return total"
+    )
+
+
+def test_block_ends_at_two_blank_lines_and_max_lines() -> None:
+    assert postprocess("a = 1\n\n\nb = 2", ctx("")) == "a = 1"
+    raw = "\n".join(f"x{i} = {i}" for i in range(20))
+    assert postprocess(raw, ctx("", max_lines=3)).count("\n") == 2
+
+
+def test_overlap_with_the_text_after_the_cursor_is_dropped() -> None:
+    assert postprocess('"name"]', ctx("d[", "]")) == '"name"'
+    assert postprocess("x + 1):", ctx("if (", "):")) == "x + 1"
+
+
+def test_unmatched_closing_brackets_are_cut() -> None:
+    assert postprocess("value) + other", ctx("x = ")) == "value"
+    assert postprocess("f(a)[0]", ctx("y = ")) == "f(a)[0]"
+    assert postprocess("')' + s)", ctx("print(")) == "')' + s)"  # a bracket in a string is text
+
+
+def test_whitespace_only_is_nothing() -> None:
+    assert postprocess("   \n  \n", ctx("x = ")) == ""
+    assert postprocess("", ctx("")) == ""
+
+
+def test_block_finished_lets_generation_stop_early() -> None:
+    assert block_finished("abc\n", ctx("f(", ")"))
+    assert not block_finished("abc", ctx("f(", ")"))
+    assert block_finished("a = 1\n    b = 2\nc = 3\nd", ctx("    "))
+    assert not block_finished("a = 1\n    b = 2", ctx("    "))

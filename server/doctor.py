@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from lowentropy.models.errors import BackendError
 from lowentropy.models.config import RoleConfig
+from lowentropy.models.errors import BackendError
 from lowentropy.models.types import ROLES, CompletionRequest, Embedder
 
 from .backends import Backends
@@ -38,14 +38,14 @@ async def run_doctor(root: Path) -> int:
         )
         kind = "pool" if config.endpoints else "embedded"
         if role == "embed":
-            table.add_row(
-                role,
-                kind if config.endpoints else "sentence-transformers",
-                where if config.endpoints else "packaged all-MiniLM-L6-v2",
-                "-",
-                "-",
-                "checked by `lowentropy index`",
-            )
+            embed_kind = kind if config.endpoints else "sentence-transformers"
+            embed_where = where if config.endpoints else "packaged all-MiniLM-L6-v2"
+            try:
+                check = f"[green]{await _probe_embedder(config)}[/]"
+            except Exception as exc:  # every failure is reported in the table, none is fatal
+                failures += 1
+                check = f"[red]{exc}[/]"
+            table.add_row(role, embed_kind, embed_where, "-", "-", check)
             continue
         try:
             started = time.perf_counter()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import select
 import subprocess
 import sys
@@ -173,3 +174,24 @@ def test_stdout_carries_only_lsp_while_the_model_loads(tmp_path: Path) -> None:
     frames = _frames(buffer + out)
     answer = next(f for f in frames if f.get("id") == 2)
     assert answer["result"]["items"], answer  # type: ignore[index]
+
+
+def test_doctor_reports_each_backend(tmp_path: Path, refused_url: str) -> None:
+    """A chat role pointed at a dead endpoint is reported; the embedded roles answer."""
+    (tmp_path / "lowentropy.toml").write_text(
+        f'[chat]\nendpoints = [{{ url = "{refused_url}" }}]\ntimeouts = {{ connect = 1.0, total = 3.0 }}\n'
+    )
+    done = subprocess.run(
+        [*CLI, "--log-level", "ERROR", "doctor", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = {
+        line.split("│")[1].strip(): line for line in done.stdout.splitlines() if line.count("│") > 3
+    }
+    assert "first token" in rows["tab"]
+    assert "cannot connect" in rows["chat"] or "connect" in rows["chat"].lower()
+    assert "384 dimensions" in rows["embed"]

@@ -9,6 +9,7 @@ generates on its worker (ctypes releases the GIL for the call).
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 from collections.abc import Iterable
@@ -132,4 +133,7 @@ def _vocab_tokenizer(path: str) -> LlamaTokenizer:
         llm = Llama(model_path=path, vocab_only=True, n_ctx=256, verbose=False)
     except ValueError as exc:  # llama_cpp's "Failed to load model from file"
         raise BackendConfigError(f"cannot read the vocabulary of {path}: {exc}") from exc
+    # Free it before interpreter teardown: llama-cpp-python's __del__ fails noisily once
+    # its C bindings are gone.
+    atexit.register(llm.close)
     return LlamaTokenizer(llm)

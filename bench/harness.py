@@ -18,6 +18,9 @@ from typing import Any
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from lowentropy.server.inprocess import first_suggestion
+from lowentropy.server.stats import percentile
+
 SERVER = [sys.executable, "-m", "lowentropy.server", "--log-level", "WARNING", "serve"]
 if os.environ.get("LOWENTROPY_BENCH_LOG"):  # a DEBUG log of the server, for digging into figures
     SERVER[3:5] = ["--log-level", "DEBUG", "--log-file", os.environ["LOWENTROPY_BENCH_LOG"]]
@@ -97,13 +100,7 @@ class Editor:
                 ),
             )
         )
-        if result is None:
-            return ""
-        items = result.items if isinstance(result, types.InlineCompletionList) else result
-        if not items:
-            return ""
-        text = items[0].insert_text
-        return text if isinstance(text, str) else text.value
+        return first_suggestion(result)
 
 
 async def wait_ready(client: LanguageClient, timeout: float = 60.0) -> None:
@@ -121,13 +118,7 @@ async def stats(client: LanguageClient, reset: bool = False) -> Any:
 
 
 def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+    return percentile(values, q) if values else float("nan")
 
 
 def verdict(name: str, ok: bool, detail: str) -> bool:

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,13 @@ async def complete_at(
                 ),
             )
         )
+    return first_suggestion(result)
+
+
+def first_suggestion(
+    result: types.InlineCompletionList | Sequence[types.InlineCompletionItem] | None,
+) -> str:
+    """The text of the first inline completion item ("" when there is none)."""
     if result is None:
         return ""
     items = result.items if isinstance(result, types.InlineCompletionList) else result

@@ -19,6 +19,8 @@ import pytest_asyncio
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from lowentropy.server.inprocess import first_suggestion
+
 pytest_plugins = ["servers"]
 
 SERVER_COMMAND = [sys.executable, "-m", "lowentropy.server", "--log-level", "DEBUG", "serve"]
@@ -135,10 +137,7 @@ def inline_params(uri: str, line: int, character: int) -> types.InlineCompletion
 
 
 def first_text(result: types.InlineCompletionList) -> str:
-    if not result.items:
-        return ""
-    text = result.items[0].insert_text
-    return text if isinstance(text, str) else text.value
+    return first_suggestion(result)
 
 
 async def stats(client: LanguageClient) -> Any:

@@ -79,24 +79,24 @@ def request_timeout(timeouts: Timeouts) -> httpx.Timeout:
 def completion_body(
     req: CompletionRequest, *, model: str, stream: bool = True, supports_prediction: bool = False
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "prompt": req.prompt,
-        "max_tokens": req.max_tokens,
-        "temperature": req.temperature,
-        "stream": stream,
-    }
-    if model:
-        body["model"] = model
-    if req.stop:
-        body["stop"] = list(req.stop)
+    body = _sampling_fields(req, model=model, stream=stream)
+    body["prompt"] = req.prompt
     if req.prediction is not None and supports_prediction:
         body["prediction"] = {"type": "content", "content": req.prediction}
     return body
 
 
 def chat_body(req: ChatRequest, *, model: str, stream: bool = True) -> dict[str, Any]:
+    body = _sampling_fields(req, model=model, stream=stream)
+    body["messages"] = [{"role": m.role, "content": m.content} for m in req.messages]
+    return body
+
+
+def _sampling_fields(
+    req: CompletionRequest | ChatRequest, *, model: str, stream: bool
+) -> dict[str, Any]:
+    """The fields completions and chat share."""
     body: dict[str, Any] = {
-        "messages": [{"role": m.role, "content": m.content} for m in req.messages],
         "max_tokens": req.max_tokens,
         "temperature": req.temperature,
         "stream": stream,

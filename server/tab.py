@@ -124,9 +124,12 @@ class TabEngine:
 
     # ---- the request path ----------------------------------------------------------------
 
-    async def suggest(self, cursor: Cursor) -> str:
-        """The suggestion for `cursor` ("" for none). Raises Superseded when a newer request wins."""
-        started = time.perf_counter()
+    async def suggest(self, cursor: Cursor, started: float | None = None) -> str:
+        """The suggestion for `cursor` ("" for none). Raises Superseded when a newer request wins.
+
+        `started` is when the request reached the server (`time.perf_counter()`), so the
+        timings include locating the cursor."""
+        started = time.perf_counter() if started is None else started
         self.stats.requests += 1
         hit = self.cache.lookup(cursor.uri, cursor.text, cursor.offset)
         if hit is not None:
@@ -372,17 +375,27 @@ def _item_range(cursor: Cursor) -> types.Range:
     return types.Range(start=pos, end=pos)
 
 
+async def _suggestion_at(
+    ls: LowEntropyServer, document: types.TextDocumentIdentifier, position: types.Position
+) -> tuple[Cursor, str] | None:
+    """The cursor and its suggestion; None when completion is off or there is nothing to say."""
+    started = time.perf_counter()
+    cursor = locate(ls, document, position)
+    if cursor is None:
+        return None
+    suggestion = await ls.tab.suggest(cursor, started)
+    return (cursor, suggestion) if suggestion else None
+
+
 async def inline_completion(
     ls: LowEntropyServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList | None:
     if not ls.settings.completion.enabled:
         return None
-    cursor = locate(ls, params.text_document, params.position)
-    if cursor is None:
+    found = await _suggestion_at(ls, params.text_document, params.position)
+    if found is None:
         return types.InlineCompletionList(items=[])
-    suggestion = await ls.tab.suggest(cursor)
-    if not suggestion:
-        return types.InlineCompletionList(items=[])
+    cursor, suggestion = found
     item = types.InlineCompletionItem(
         insert_text=suggestion,
         range=_item_range(cursor),
@@ -399,12 +412,10 @@ async def completion(
     """The Tab suggestion as one completion item, for editors without inline completion (Helix)."""
     if not ls.settings.completion.enabled:
         return None
-    cursor = locate(ls, params.text_document, params.position)
-    if cursor is None:
+    found = await _suggestion_at(ls, params.text_document, params.position)
+    if found is None:
         return types.CompletionList(is_incomplete=True, items=[])
-    suggestion = await ls.tab.suggest(cursor)
-    if not suggestion:
-        return types.CompletionList(is_incomplete=True, items=[])
+    cursor, suggestion = found
     first_line = suggestion.split("\n", 1)[0]
     label = (
         cursor.ctx.line_prefix.split()[-1] if cursor.ctx.line_prefix.split() else ""

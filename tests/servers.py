@@ -244,27 +244,33 @@ async def _read_request(reader: asyncio.StreamReader) -> RecordedRequest | None:
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real llama.cpp server (llama-cpp-python) on SmolLM2-135M; yields its base URL."""
+@contextlib.contextmanager
+def running_llama_server(log_dir: Path, *extra: str, name: str = "llama_server") -> Iterator[str]:
+    """A real `python -m llama_cpp.server` on SmolLM2-135M on a free loopback port; yields its base URL."""
     port = free_port()
     root = f"http://127.0.0.1:{port}"
     command = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(smollm2_gguf()),
         "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "4096",
         # One thread each: ggml's spinning thread barriers crawl when a busy
         # 2-core CI machine deschedules one of two threads.
         "--n_threads", "1", "--n_threads_batch", "1",
+        *extra,
     ]  # fmt: skip
-    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
-    mp = start_process("llama_server", command, root, log_path)
+    mp = start_process(name, command, root, log_dir / "server.log")
     try:
         wait_ready(mp, timeout=60)
         yield root
     finally:
         stop_process(mp, grace=5)
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real llama.cpp server (llama-cpp-python) on SmolLM2-135M; yields its base URL."""
+    with running_llama_server(tmp_path_factory.mktemp("llama_server"), "--n_ctx", "4096") as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import FaultInjectionServer, free_port, smollm2_gguf
+from servers import FaultInjectionServer, running_llama_server
 
 import lowentropy.retrieval as retrieval
 from lowentropy.models.embeddings import OpenAIEmbedder, SentenceTransformerEmbedder
 from lowentropy.models.errors import BackendHTTPError, BackendUnavailable
 from lowentropy.models.types import Embedder
-from lowentropy.models.vllm_launcher import start_process, stop_process, wait_ready
 from lowentropy.retrieval import Index, IndexConfig
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -30,22 +29,11 @@ def cosine(a: list[float], b: list[float]) -> float:
 @pytest.fixture(scope="module")
 def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real llama.cpp server with embeddings on (SmolLM2-135M); yields its base URL."""
-    port = free_port()
-    root = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(smollm2_gguf()),
-        "--host", "127.0.0.1", "--port", str(port),
-        "--embedding", "True", "--n_ctx", "2048",
-        "--n_threads", "1", "--n_threads_batch", "1",
-    ]  # fmt: skip
-    log_path = tmp_path_factory.mktemp("embedding_server") / "server.log"
-    mp = start_process("embedding_server", command, root, log_path)
-    try:
-        wait_ready(mp, timeout=60)
-        yield root
-    finally:
-        stop_process(mp, grace=5)
+    log_dir = tmp_path_factory.mktemp("embedding_server")
+    with running_llama_server(
+        log_dir, "--embedding", "True", "--n_ctx", "2048", name="embedding_server"
+    ) as url:
+        yield url
 
 
 async def test_minilm_embeds_normalised_vectors_and_counts() -> None:

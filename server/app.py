@@ -18,7 +18,7 @@ from pygls.uris import to_fs_path
 
 from lowentropy.prompts.recorder import PromptRecorder
 
-from . import lsp_logging, protocol, tab
+from . import chat, indexing, lsp_logging, protocol, tab
 from .backends import Backends
 from .documents import DocumentState
 from .settings import Settings, SettingsError, load_toml, resolve, unwrap
@@ -46,6 +46,9 @@ class Documents:
     def drop(self, uri: str) -> None:
         self._states.pop(uri, None)
 
+    def uris(self) -> list[str]:
+        return list(self._states)
+
 
 class LowEntropyServer(LanguageServer):
     def __init__(self) -> None:
@@ -59,6 +62,7 @@ class LowEntropyServer(LanguageServer):
         self.backends = Backends()
         self.tab_stats = TabStats()
         self.tab = tab.TabEngine(self)
+        self.index = indexing.IndexService(self)
         self.recorder = PromptRecorder(None)
         self._raw_layers: dict[str, Any] = {}
         self.root: Path | None = None
@@ -126,14 +130,41 @@ async def initialized(ls: LowEntropyServer, params: types.InitializedParams) -> 
                 types.ShowMessageParams(type=types.MessageType.Error, message=f"lowentropy: {exc}")
             )
 
-    ls.tab._keep(asyncio.create_task(preload()))
+    loaded = asyncio.create_task(preload())
+    ls.tab._keep(loaded)
+    # Index in the background once the completion model is in: a first keystroke never waits.
+    ls.index.start(after=loaded)
+    _watch_files(ls)
+
+
+def _watch_files(ls: LowEntropyServer) -> None:
+    """Ask for `workspace/didChangeWatchedFiles` when the client can register it dynamically."""
+    workspace = ls.client_capabilities.workspace
+    watched = workspace.did_change_watched_files if workspace is not None else None
+    if ls.index.index is None or watched is None or not watched.dynamic_registration:
+        return
+    options = types.DidChangeWatchedFilesRegistrationOptions(
+        watchers=[types.FileSystemWatcher(glob_pattern="**/*")]
+    )
+    registration = types.Registration(
+        id="lowentropy-watch",
+        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=options,
+    )
+    future = ls.client_register_capability(types.RegistrationParams(registrations=[registration]))
+
+    def done(f: Any) -> None:
+        if f.exception() is not None:
+            log.info("the client did not take the file watcher: %s", f.exception())
+
+    future.add_done_callback(done)
 
 
 def did_change_configuration(
     ls: LowEntropyServer, params: types.DidChangeConfigurationParams
 ) -> None:
-    if params.settings is not None:
-        ls.apply_settings_layer("client", params.settings)
+    if params.settings is not None and ls.apply_settings_layer("client", params.settings):
+        ls.tab._keep(asyncio.create_task(ls.index.restart_if_changed()))
 
 
 def did_open(ls: LowEntropyServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -162,6 +193,7 @@ def did_change(ls: LowEntropyServer, params: types.DidChangeTextDocumentParams) 
                     target_line, min(col, len(index.line(target_line)))
                 )
     ls.tab.schedule_warm(uri, ls.settings.completion.warm_delay_ms / 1000)
+    ls.index.schedule([uri])
 
 
 def did_close(ls: LowEntropyServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -233,6 +265,7 @@ async def shutdown(ls: LowEntropyServer, params: Any) -> None:
     if ls.log_handler is not None:
         logging.getLogger("lowentropy").removeHandler(ls.log_handler)
     await ls.tab.aclose()
+    await ls.index.aclose()
     await ls.backends.aclose()
 
 
@@ -245,6 +278,8 @@ def create_server() -> LowEntropyServer:
     ls.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
     ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
     ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)(did_close)
+    ls.feature(types.TEXT_DOCUMENT_DID_SAVE)(indexing.did_save)
+    ls.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)(indexing.did_change_watched_files)
     # pygls 2.1 advertises inline completion only when registered with its options.
     ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
         inline_completion
@@ -257,5 +292,8 @@ def create_server() -> LowEntropyServer:
     ls.feature(protocol.DID_SHOW_COMPLETION)(did_show_completion)
     ls.feature(protocol.DID_PARTIALLY_ACCEPT_COMPLETION)(did_partially_accept_completion)
     ls.feature(protocol.STATS)(stats)
+    ls.feature(protocol.SEARCH)(indexing.search)
+    ls.feature(protocol.INDEX_STATUS)(indexing.index_status)
+    ls.feature(protocol.CHAT)(chat.chat)
     ls.feature(types.SHUTDOWN)(shutdown)
     return ls

@@ -1,4 +1,4 @@
-"""The `lowentropy` command: serve, complete, demo, doctor, pool."""
+"""The `lowentropy` command: serve, complete, index, search, ask, demo, doctor, pool."""
 
 from __future__ import annotations
 
@@ -192,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.set_defaults(func=cmd_doctor)
 
+    from .codebase_cli import add_codebase_commands
+
+    add_codebase_commands(sub)
+
     pool = sub.add_parser("pool", help="start vLLM servers for the roles (needs the gpu extra)")
     try:
         from lowentropy.models.vllm_launcher import add_pool_arguments
@@ -206,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.log_level if args.command != "demo" else "WARNING", args.log_file)
+    quiet = args.command in {"demo", "index", "search", "ask"} and args.log_level == "INFO"
+    _configure_logging("WARNING" if quiet else args.log_level, args.log_file)
     return int(args.func(args) or 0)
 
 

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,12 @@ log = logging.getLogger(__name__)
 
 @contextlib.asynccontextmanager
 async def in_process_client(
-    root: Path, initialization_options: dict[str, Any] | None = None
+    root: Path,
+    initialization_options: dict[str, Any] | None = None,
+    *,
+    setup: Callable[[LanguageClient], None] | None = None,
 ) -> AsyncIterator[LanguageClient]:
+    """A client connected to a fresh server; `setup` registers client handlers before initialize."""
     c2s_read, c2s_write = os.pipe()
     s2c_read, s2c_write = os.pipe()
     server = create_server()
@@ -39,6 +43,8 @@ async def in_process_client(
     thread.start()
 
     client = LanguageClient("lowentropy-cli", __version__)
+    if setup is not None:
+        setup(client)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     client_in = os.fdopen(s2c_read, "rb")
@@ -95,7 +101,9 @@ async def complete_at(
     """The inline suggestion the server gives at (line, character), 0-based, UTF-16 columns."""
     text = path.read_text(encoding="utf-8")
     root = root or path.parent
-    async with in_process_client(root, initialization_options) as client:
+    # One completion needs no codebase index (and must not start one in a stranger's folder).
+    options = {"index": {"enabled": False}, **(initialization_options or {})}
+    async with in_process_client(root, options) as client:
         uri = path.resolve().as_uri()
         client.text_document_did_open(
             types.DidOpenTextDocumentParams(

@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import attrs
+import cattrs
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from .wire import describe_error, structure
+
+T = TypeVar("T")
 
 STATS = "lowentropy/stats"
+
+
+def invalid_params(message: str) -> JsonRpcException:
+    return JsonRpcException(message=message, code=int(types.ErrorCodes.InvalidParams))
+
+
+def parse_params(params: Any, cls: type[T], method: str) -> T:
+    """Structure a custom request's params strictly; bad params are an InvalidParams error."""
+    try:
+        return structure(params, cls)
+    except (
+        cattrs.BaseValidationError,
+        cattrs.ForbiddenExtraKeysError,
+        ValueError,
+        TypeError,
+    ) as exc:
+        raise invalid_params(
+            f"{method}: {describe_error(exc).replace('settings', 'params')}"
+        ) from exc
+
+
 # Copilot's notifications, served so existing clients (copilot.lua, copilot.vim UIs) report acceptance.
 DID_SHOW_COMPLETION = "textDocument/didShowCompletion"
 DID_PARTIALLY_ACCEPT_COMPLETION = "textDocument/didPartiallyAcceptCompletion"
@@ -29,3 +59,99 @@ class BackendState:
 class StatsResult:
     tab: dict[str, object]
     backends: list[BackendState]
+
+
+# ---- codebase index and chat ------------------------------------------------------------
+
+SEARCH = "lowentropy/search"
+INDEX_STATUS = "lowentropy/indexStatus"
+CHAT = "lowentropy/chat"
+
+
+@attrs.define(kw_only=True)
+class WirePosition:
+    line: int
+    character: int
+
+
+@attrs.define(kw_only=True)
+class WireRange:
+    start: WirePosition
+    end: WirePosition
+
+
+@attrs.define(kw_only=True)
+class WireDocument:
+    uri: str
+    version: int | None = None
+
+
+@attrs.define(kw_only=True)
+class SearchParams:
+    query: str
+    limit: int = 10
+
+
+@attrs.define(kw_only=True)
+class WireChatMessage:
+    role: str
+    content: str
+
+
+@attrs.define(kw_only=True)
+class ChatContext:
+    text_document: WireDocument | None = None
+    range: WireRange | None = None
+    position: WirePosition | None = None
+    uris: list[str] | None = None
+
+
+@attrs.define(kw_only=True)
+class ChatParams:
+    messages: list[WireChatMessage]
+    context: ChatContext | None = None
+    # A string or an integer (LSP's ProgressToken); checked by the handler.
+    partial_result_token: Any = None
+    work_done_token: Any = None
+
+
+# ---- next edit ---------------------------------------------------------------------------
+
+NEXT_EDIT = "lowentropy/nextEdit"
+NEXT_EDIT_STATS = "lowentropy/nextEditStats"
+# Copilot's next-edit-suggestion method and notification, so existing Neovim NES UIs work.
+COPILOT_INLINE_EDIT = "textDocument/copilotInlineEdit"
+DID_SHOW_INLINE_EDIT = "textDocument/didShowInlineEdit"
+
+
+@attrs.define(kw_only=True)
+class NextEditParams:
+    text_document: WireDocument
+    position: WirePosition
+
+
+@attrs.define(kw_only=True)
+class NextEditCommand:
+    title: str
+    command: str
+    arguments: list[str] = attrs.field(factory=list)
+
+
+@attrs.define(kw_only=True)
+class NextEditItem:
+    text_document: WireDocument
+    range: WireRange
+    text: str
+    command: NextEditCommand | None = None
+
+
+@attrs.define(kw_only=True)
+class NextEditLocation:
+    uri: str
+    range: WireRange
+
+
+@attrs.define(kw_only=True)
+class NextEditResult:
+    edits: list[NextEditItem]
+    jump: NextEditLocation | None = None

@@ -71,6 +71,21 @@ class WireCompletion:
 
 
 @attrs.define(kw_only=True)
+class WireIndex:
+    enabled: bool | None = None
+    db_uri: str | None = None
+    cache_dir: str | None = None
+    exclude: list[str] | None = None
+    sync_delay_ms: int | None = None
+
+
+@attrs.define(kw_only=True)
+class WireChatContext:
+    tokens: int | None = None
+    max_chunks: int | None = None
+
+
+@attrs.define(kw_only=True)
 class WireSettings:
     tab: WireRole | None = None
     next_edit: WireRole | None = None
@@ -78,6 +93,8 @@ class WireSettings:
     chat: WireRole | None = None
     embed: WireRole | None = None
     completion: WireCompletion | None = None
+    index: WireIndex | None = None
+    chat_context: WireChatContext | None = None
     record_prompts: str | None = None
 
 
@@ -94,10 +111,37 @@ class CompletionOptions:
     warm_delay_ms: int = 400  # warm the cache after this long without typing
 
 
+# Answers differ in length by role: a Tab suggestion is a few lines, a chat
+# answer a few paragraphs, an apply rewrite a whole region.
+ROLE_DEFAULTS: dict[Role, RoleConfig] = {
+    **{r: RoleConfig() for r in ROLES},
+    "chat": RoleConfig(max_tokens=384),
+    "apply": RoleConfig(max_tokens=2048),
+    "nextEdit": RoleConfig(max_tokens=256),
+}
+
+
+@attrs.frozen(kw_only=True)
+class IndexOptions:
+    enabled: bool = True
+    db_uri: str | None = None  # any LanceDB URI; None = a folder in the user's cache dir
+    cache_dir: str | None = None  # parent of the per-workspace state folders
+    exclude: tuple[str, ...] = ()  # gitignore-style patterns, relative to the root
+    sync_delay_ms: int = 1500  # quiet time after the last change before a path is re-synced
+
+
+@attrs.frozen(kw_only=True)
+class ChatContextOptions:
+    tokens: int = 2048  # prompt budget for codebase chat, answer reserve included
+    max_chunks: int = 8  # retrieved chunks offered to the prompt (priority decides the rest)
+
+
 @attrs.frozen(kw_only=True)
 class Settings:
-    roles: dict[Role, RoleConfig] = attrs.field(factory=lambda: {r: RoleConfig() for r in ROLES})
+    roles: dict[Role, RoleConfig] = attrs.field(factory=lambda: dict(ROLE_DEFAULTS))
     completion: CompletionOptions = CompletionOptions()
+    index: IndexOptions = IndexOptions()
+    chat_context: ChatContextOptions = ChatContextOptions()
     record_prompts: str | None = None
 
     def role(self, role: Role) -> RoleConfig:
@@ -209,9 +253,38 @@ def resolve(*documents: Any, base: Settings | None = None) -> Settings:
         settings = Settings(
             roles=roles,
             completion=completion,
+            index=_resolve_index(settings.index, wire.index),
+            chat_context=_resolve_chat_context(settings.chat_context, wire.chat_context),
             record_prompts=wire.record_prompts or settings.record_prompts,
         )
     return settings
+
+
+def _resolve_index(base: IndexOptions, wire: WireIndex | None) -> IndexOptions:
+    if wire is None:
+        return base
+    if wire.sync_delay_ms is not None and wire.sync_delay_ms < 0:
+        raise SettingsError(f"index.syncDelayMs: must be >= 0, got {wire.sync_delay_ms}")
+    return _set(
+        base,
+        enabled=wire.enabled,
+        db_uri=wire.db_uri,
+        cache_dir=wire.cache_dir,
+        exclude=tuple(wire.exclude) if wire.exclude is not None else None,
+        sync_delay_ms=wire.sync_delay_ms,
+    )
+
+
+def _resolve_chat_context(
+    base: ChatContextOptions, wire: WireChatContext | None
+) -> ChatContextOptions:
+    if wire is None:
+        return base
+    if wire.tokens is not None and wire.tokens < 256:
+        raise SettingsError(f"chatContext.tokens: too small ({wire.tokens})")
+    if wire.max_chunks is not None and wire.max_chunks < 0:
+        raise SettingsError(f"chatContext.maxChunks: must be >= 0, got {wire.max_chunks}")
+    return _set(base, tokens=wire.tokens, max_chunks=wire.max_chunks)
 
 
 def load_toml(root: Path) -> dict[str, Any] | None:

@@ -9,7 +9,9 @@ the packaged model loads once for them.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,10 @@ SERVER_COMMAND = [sys.executable, "-m", "lowentropy.server", "--log-level", "DEB
 # Tests never wait on warming or prefetch unless they ask for it.
 QUIET_TAB = {"completion": {"warmDelayMs": -1, "prefetch": False}}
 
+# Index state (LanceDB, Merkle tree) of every server a test starts goes under a
+# private folder, never into the user's cache.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="lowentropy-test-cache-")
+
 
 @contextlib.asynccontextmanager
 async def lsp_client(
@@ -36,6 +42,11 @@ async def lsp_client(
     *,
     capabilities: types.ClientCapabilities | None = None,
 ) -> AsyncIterator[LanguageClient]:
+    # The codebase index loads torch and embeds in the background: only the tests
+    # that are about it (and say so with an `index` block) switch it on.
+    options = dict(initialization_options or {})
+    options.setdefault("index", {"enabled": False})
+    initialization_options = options
     config = ClientServerConfig(server_command=SERVER_COMMAND)
     client = await config.start()
     assert isinstance(client, LanguageClient)

@@ -7,9 +7,6 @@ import asyncio
 import logging
 import os
 import sys
-import tempfile
-import time
-from importlib import resources
 from pathlib import Path
 from typing import BinaryIO
 
@@ -95,44 +92,9 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.panel import Panel
-    from rich.text import Text
+    from .demo import run_demo
 
-    from .inprocess import complete_at
-
-    console = Console()
-    sample = (
-        resources.files("lowentropy.server").joinpath("data/fib.py.txt").read_text(encoding="utf-8")
-    )
-    with tempfile.TemporaryDirectory(prefix="lowentropy-demo-") as tmp:
-        path = Path(tmp) / "fib.py"
-        path.write_text(sample, encoding="utf-8")
-        lines = sample.split("\n")
-        line = len(lines) - 2  # the unfinished `return ` line
-        col = len(lines[line])
-        console.print(
-            f"[bold]lowentropy {__version__}[/] demo: the real server, in-process, embedded model"
-        )
-        started = time.perf_counter()
-        suggestion = asyncio.run(complete_at(path, line, col, root=Path(tmp)))
-        elapsed = time.perf_counter() - started
-        shown = Text()
-        shown.append("\n".join(lines[:line]) + "\n")
-        shown.append(lines[line])
-        shown.append(suggestion or "∅", style="bold green")
-        console.print(
-            Panel(
-                shown,
-                title=f"Tab at {path.name}:{line + 1}:{col + 1}",
-                subtitle="suggestion in green",
-            )
-        )
-        console.print(f"suggestion: {suggestion!r}  ({elapsed:.1f}s including model load)")
-    if not suggestion:
-        console.print("[red]no suggestion came back[/]")
-        return 1
-    return 0
+    return run_demo()
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -195,3 +195,33 @@ def test_doctor_reports_each_backend(tmp_path: Path, refused_url: str) -> None:
     assert "first token" in rows["tab"]
     assert "cannot connect" in rows["chat"] or "connect" in rows["chat"].lower()
     assert "384 dimensions" in rows["embed"]
+
+
+def test_index_then_search_from_the_terminal(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "shipping.py").write_text(
+        "def estimate_parcel_postage(weight_grams, destination):\n"
+        "    return 2.5 + weight_grams * 0.01\n",
+        encoding="utf-8",
+    )
+    (root / ".env").write_text("SECRET_TOKEN=estimate_parcel_postage\n", encoding="utf-8")
+    env = {**os.environ, "COLUMNS": "200"}
+    indexed = subprocess.run(
+        [*CLI, "index", str(root), "--no-vectors"], capture_output=True, text=True, env=env
+    )
+    assert indexed.returncode == 0, indexed.stderr
+    assert "1 files, 1 chunks" in indexed.stdout
+    found = subprocess.run(
+        [*CLI, "search", "parcel postage", "--root", str(root), "--mode", "fulltext"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert found.returncode == 0, found.stderr
+    assert "shipping.py:1-2" in found.stdout and "estimate_parcel_postage" in found.stdout
+    assert ".env" not in found.stdout
+    missing = subprocess.run(
+        [*CLI, "search", "x", "--root", str(tmp_path / "nope")], capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "not a folder" in missing.stderr

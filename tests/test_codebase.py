@@ -257,3 +257,18 @@ def test_chat_context_never_reads_secrets_ignored_or_outside_files(tmp_path: Pat
         Path("/etc/passwd"),
     ):
         assert _allowed(ls, str(path)) is None, path
+
+
+def test_a_repeating_answer_is_stopped_at_the_first_repeated_line() -> None:
+    from lowentropy.server.chat import _LoopGuard
+
+    line = "The decode method parses the JSON document and returns the object.\n"
+    answer = line + "\nIt calls raw_decode for the work.\n" + line + "never reached\n"
+    guard = _LoopGuard()
+    pieces = [answer[i : i + 5] for i in range(0, len(answer), 5)]
+    stopped = next(i for i, piece in enumerate(pieces) if guard.repeats(piece))
+    kept = "".join(pieces[:stopped])
+    assert kept.count(line) == 1 and "raw_decode" in kept
+    assert "never reached" not in kept
+    short = _LoopGuard()  # short lines ("}", "else:") repeat in code all the time
+    assert not any(short.repeats(p) for p in ["else:\n", "    pass\n"] * 3)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,15 @@ from lowentropy.prompts.recorder import PromptRecorder
 
 from . import chat, indexing, lsp_logging, protocol, tab
 from .backends import Backends
+from .next_edit import feature as next_edit
 from .documents import DocumentState
 from .settings import Settings, SettingsError, load_toml, resolve, unwrap
 from .stats import TabStats
 from .wire import structure, to_plain, unstructure
 
 log = logging.getLogger(__name__)
+
+_FENCED = re.compile(r"```[^\n]*\n(.*?)\n```", re.S)
 
 try:
     __version__ = version("lowentropy")
@@ -62,8 +66,10 @@ class LowEntropyServer(LanguageServer):
         self.backends = Backends()
         self.tab_stats = TabStats()
         self.tab = tab.TabEngine(self)
+        self.next_edits = next_edit.NextEdits(self)
         self.index = indexing.IndexService(self)
         self.recorder = PromptRecorder(None)
+        self.last_chat_answer: str | None = None  # its code is what "Apply" offers by default
         self._raw_layers: dict[str, Any] = {}
         self.root: Path | None = None
         self.log_handler: logging.Handler | None = None
@@ -88,6 +94,13 @@ class LowEntropyServer(LanguageServer):
         self.settings = settings
         self.recorder = PromptRecorder(settings.record_prompts)
         return True
+
+    def last_chat_code(self) -> str | None:
+        """The longest fenced code block of the last chat answer, if it had one."""
+        if not self.last_chat_answer:
+            return None
+        blocks = _FENCED.findall(self.last_chat_answer)
+        return max(blocks, key=len) if blocks else None
 
     def relative_path(self, path: str) -> str:
         if self.root is not None:
@@ -172,6 +185,7 @@ def did_open(ls: LowEntropyServer, params: types.DidOpenTextDocumentParams) -> N
     state.version = params.text_document.version
     state.language_id = params.text_document.language_id
     ls.tab.schedule_warm(params.text_document.uri, 0.0)
+    ls.next_edits.opened(params.text_document.uri)
 
 
 def did_change(ls: LowEntropyServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -193,6 +207,7 @@ def did_change(ls: LowEntropyServer, params: types.DidChangeTextDocumentParams) 
                     target_line, min(col, len(index.line(target_line)))
                 )
     ls.tab.schedule_warm(uri, ls.settings.completion.warm_delay_ms / 1000)
+    ls.next_edits.changed(uri, params.text_document.version)
     ls.index.schedule([uri])
 
 
@@ -265,6 +280,7 @@ async def shutdown(ls: LowEntropyServer, params: Any) -> None:
     if ls.log_handler is not None:
         logging.getLogger("lowentropy").removeHandler(ls.log_handler)
     await ls.tab.aclose()
+    await ls.next_edits.aclose()
     await ls.index.aclose()
     await ls.backends.aclose()
 
@@ -295,5 +311,6 @@ def create_server() -> LowEntropyServer:
     ls.feature(protocol.SEARCH)(indexing.search)
     ls.feature(protocol.INDEX_STATUS)(indexing.index_status)
     ls.feature(protocol.CHAT)(chat.chat)
+    next_edit.register(ls)
     ls.feature(types.SHUTDOWN)(shutdown)
     return ls

@@ -257,6 +257,7 @@ async def chat(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
             message=f"lowentropy: chat failed: {exc}", code=int(types.LSPErrorCodes.RequestFailed)
         ) from exc
     content = "".join(pieces).strip()
+    ls.last_chat_answer = content
 
     # Excerpts from attached files (`uris`) have no range to cite; index hits do.
     offset = len(extra)

@@ -392,6 +392,10 @@ async def inline_completion(
 ) -> types.InlineCompletionList | None:
     if not ls.settings.completion.enabled:
         return None
+    # A propagated next edit at or near the cursor (a rename's next site...) is determined: offer it.
+    offered = ls.next_edits.inline_item(params.text_document, params.position)
+    if offered is not None:
+        return types.InlineCompletionList(items=[offered])
     found = await _suggestion_at(ls, params.text_document, params.position)
     if found is None:
         return types.InlineCompletionList(items=[])

@@ -1,0 +1,483 @@
+"""Next edit: `lowentropy/nextEdit`, Copilot's `textDocument/copilotInlineEdit`, `didShowInlineEdit`.
+
+Cursor-style Tab beyond the cursor: from what the user just did, predict the
+next change (anywhere near the cursor) and, after it is accepted, the next place
+to go, in this file or another. Pipeline per request: resolve the cursor ->
+answer from the prefetch when the user just accepted our previous edit ->
+supersede the document's older request -> deterministic propagation from the
+last edit site (other files scanned off the loop) -> when that determines no
+edit, the `nextEdit` model rewrites the region around the cursor -> merge ->
+drop the answer if the document changed meanwhile (stale versions never
+produce edits). Acceptance is seen in didChange (the document becomes what we
+predicted); the following edit is then prefetched in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.uris import to_fs_path
+
+from lowentropy.retrieval.languages import language_for
+
+from .. import protocol
+from ..documents import MAX_DOCUMENT_CHARS, codepoints_to_utf16, utf16_to_codepoints
+from ..wire import to_plain, unstructure
+from .diffs import Change
+from .history import EditHistory
+from .jump import Jump, WorkspaceFiles, next_jump
+from .predict import merge, model_prediction
+from .propagate import Candidate, Plan, order, plan, rename_elsewhere, signature_elsewhere
+
+if TYPE_CHECKING:
+    from ..app import LowEntropyServer
+
+log = logging.getLogger(__name__)
+
+ACCEPT_COMMAND = "lowentropy.acceptNextEdit"
+NEARBY_LINES = 2  # a replacement this close to the cursor is offered as an inline completion
+PROMPT_BUDGET = 1536
+
+
+class Superseded(JsonRpcException):
+    CODE = int(types.LSPErrorCodes.ServerCancelled)
+    MESSAGE = "superseded by a newer next-edit request for this document"
+
+
+@attrs.define
+class NextEditStats:
+    requests: int = 0
+    propagated: int = 0
+    model_calls: int = 0
+    model_kept: int = 0
+    empty: int = 0
+    stale: int = 0
+    superseded: int = 0
+    accepted: int = 0
+    shown: int = 0
+    prefetches: int = 0
+    prefetch_hits: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class Prediction:
+    """One answer: edits (in their documents' texts) and where to go next."""
+
+    uri: str
+    text: str  # the requested document's text the answer is for
+    edits: tuple[Candidate, ...]
+    jump: Jump | None
+    texts: dict[str, str]  # uri -> the text its offsets refer to
+    source: str  # propagation | model | none
+
+
+@attrs.define
+class _Pending:
+    expected: str  # the document's text once our edit is applied
+    cursor: int  # where the cursor lands
+    task: asyncio.Task[Prediction] | None = None
+    result: Prediction | None = None
+
+
+class NextEdits:
+    """Per-server next-edit state: history, in-flight requests, prefetches, workspace files."""
+
+    def __init__(self, ls: LowEntropyServer) -> None:
+        self.ls = ls
+        self.history = EditHistory()
+        self.stats = NextEditStats()
+        self.inflight: dict[str, asyncio.Task[Any]] = {}
+        self.superseded: set[asyncio.Task[Any]] = set()
+        self.pending: dict[str, _Pending] = {}
+        self.background: set[asyncio.Task[Any]] = set()
+        self.use_model = True
+        self._files: WorkspaceFiles | None = None
+        self._local: tuple[str, int, Prediction | None] | None = None  # inline-completion cache
+
+    # ---- document events (called from app.py) --------------------------------------------
+
+    def opened(self, uri: str) -> None:
+        doc = self.ls.workspace.text_documents.get(uri)
+        if doc is not None and len(doc.source) <= MAX_DOCUMENT_CHARS:
+            self.history.opened(uri, doc.source)
+
+    def changed(self, uri: str, version: int) -> None:
+        doc = self.ls.workspace.text_documents.get(uri)
+        if doc is None or len(doc.source) > MAX_DOCUMENT_CHARS:
+            return
+        text = doc.source
+        self.history.record(uri, self._path(uri), text, version)
+        pending = self.pending.get(uri)
+        if pending is None:
+            return
+        if pending.task is None and pending.expected == text:
+            self.stats.accepted += 1
+            self._prefetch(uri, pending)
+        elif pending.expected != text:
+            if pending.task is not None:
+                pending.task.cancel()
+            del self.pending[uri]
+
+    def _path(self, uri: str) -> str:
+        return self.ls.relative_path(to_fs_path(uri) or uri)
+
+    # ---- the request path ----------------------------------------------------------------
+
+    async def request(self, params: Any) -> dict[str, Any]:
+        uri, version, position = _parse(params)
+        self.stats.requests += 1
+        doc = self.ls.workspace.text_documents.get(uri)
+        if doc is None:
+            raise protocol.invalid_params(f"unknown document {uri}: open it first")
+        if version is not None and version != doc.version:
+            self.stats.stale += 1
+            return _empty()
+        text = doc.source
+        if len(text) > MAX_DOCUMENT_CHARS:
+            return _empty()
+        started_version = doc.version
+        cursor = self._offset(uri, text, position)
+
+        pending = self.pending.get(uri)
+        if pending is not None and pending.expected == text and pending.task is not None:
+            prediction = await asyncio.shield(pending.task)
+            self.stats.prefetch_hits += 1
+            return self._answer(prediction, started_version)
+
+        task = asyncio.current_task()
+        assert task is not None
+        previous = self.inflight.get(uri)
+        if previous is not None and not previous.done():
+            self.superseded.add(previous)
+            previous.cancel()
+        self.inflight[uri] = task
+        try:
+            prediction = await self.compute(uri, text, cursor)
+        except asyncio.CancelledError:
+            if task in self.superseded:
+                self.superseded.discard(task)
+                self.stats.superseded += 1
+                raise Superseded() from None
+            raise
+        finally:
+            if self.inflight.get(uri) is task:
+                del self.inflight[uri]
+        current = self.ls.workspace.text_documents.get(uri)
+        if current is None or current.version != started_version or current.source != text:
+            self.stats.stale += 1  # edited while we thought: the answer is for an old text
+            return _empty()
+        return self._answer(prediction, started_version)
+
+    def _answer(self, prediction: Prediction, version: int | None) -> dict[str, Any]:
+        if not prediction.edits and prediction.jump is None:
+            self.stats.empty += 1
+        first = prediction.edits[0] if prediction.edits else None
+        if first is not None and first.uri == prediction.uri and first.new is not None:
+            expected = prediction.text[: first.start] + first.new + prediction.text[first.end :]
+            old = self.pending.pop(prediction.uri, None)
+            if old is not None and old.task is not None:
+                old.task.cancel()
+            self.pending[prediction.uri] = _Pending(
+                expected=expected, cursor=first.start + len(first.new)
+            )
+        result: dict[str, Any] = unstructure(self._result(prediction, version))
+        return result
+
+    def _result(self, p: Prediction, version: int | None) -> protocol.NextEditResult:
+        edits = []
+        for c in p.edits:
+            text = p.texts[c.uri]
+            doc = self.ls.workspace.text_documents.get(c.uri)
+            edits.append(
+                protocol.NextEditItem(
+                    text_document=protocol.WireDocument(
+                        uri=c.uri,
+                        version=version if c.uri == p.uri else (doc.version if doc else None),
+                    ),
+                    range=_range(text, c.start, c.end),
+                    text=c.new or "",
+                    command=protocol.NextEditCommand(
+                        title="Accept next edit", command=ACCEPT_COMMAND, arguments=[c.uri]
+                    ),
+                )
+            )
+        jump = None
+        if p.jump is not None:
+            text = p.texts[p.jump.uri]
+            if p.edits and p.edits[0].uri == p.jump.uri and p.edits[0].new is not None:
+                first = p.edits[0]
+                assert first.new is not None
+                text = text[: first.start] + first.new + text[first.end :]
+            pos = _range(text, p.jump.offset, p.jump.offset)
+            jump = protocol.NextEditLocation(uri=p.jump.uri, range=pos)
+        return protocol.NextEditResult(edits=edits, jump=jump)
+
+    async def compute(self, uri: str, text: str, cursor: int) -> Prediction:
+        """The prediction for `uri` reading `text` with the cursor at `cursor`."""
+        texts = {uri: text}
+        candidates: list[Candidate] = []
+        site = self.history.last_site()
+        site_text = self.history.text(site.uri) if site is not None else None
+        undo_of = None
+        if site is not None and site.after is site_text:
+            language = self._language(site.uri)
+            found: Plan = await asyncio.to_thread(plan, site.uri, site.before, site.after, language)
+            texts[site.uri] = site.after
+            candidates.extend(found.local)
+            if found.search is not None and self.ls.root is not None:
+                candidates.extend(await self._elsewhere(found, site.uri, language, texts))
+            if site.uri == uri:
+                undo_of = site.before
+        ordered = order(candidates, uri, cursor)
+        source = "propagation" if ordered else "none"
+        if ordered:
+            self.stats.propagated += 1
+        if self.use_model and not any(c.new is not None for c in ordered) and site is not None:
+            changes = await self._model(uri, text, cursor, undo_of)
+            if changes:
+                ordered = merge(ordered, changes)
+                source = "model"
+        return _prediction(uri, text, ordered, texts, source)
+
+    async def _elsewhere(
+        self, found: Plan, site_uri: str, language: str, texts: dict[str, str]
+    ) -> list[Candidate]:
+        assert found.search is not None and self.ls.root is not None
+        if self._files is None or self._files.root != self.ls.root:
+            self._files = WorkspaceFiles(self.ls.root)
+        files = self._files
+        open_docs = {u: d.source for u, d in self.ls.workspace.text_documents.items()}
+        word = found.search
+
+        def scan() -> list[Candidate]:
+            others = files.containing(word, language, open_docs, {site_uri})
+            for f in others:
+                texts[f.uri] = f.text
+            if found.rename is not None:
+                return rename_elsewhere(found, others)
+            return signature_elsewhere(found, others)
+
+        return await asyncio.to_thread(scan)
+
+    async def _model(self, uri: str, text: str, cursor: int, undo_of: str | None) -> list[Change]:
+        events = [(e.path, e.diff) for e in self.history.events()]
+        if not events:
+            return []
+        backend = await self.ls.backends.get("nextEdit", self.ls.settings.role("nextEdit"))
+        self.stats.model_calls += 1
+        outcome = await model_prediction(
+            backend,
+            uri=uri,
+            text=text,
+            cursor=cursor,
+            path=self._path(uri),
+            language=self._language(uri),
+            events=events,
+            undo_of=undo_of,
+            budget=PROMPT_BUDGET,
+        )
+        if outcome.rejected:
+            log.debug("next edit: model rewrite rejected: %s", outcome.rejected)
+        if outcome.changes:
+            self.stats.model_kept += 1
+        return list(outcome.changes)
+
+    def _language(self, uri: str) -> str:
+        doc = self.ls.workspace.text_documents.get(uri)
+        by_name = language_for(uri)
+        if by_name == "text" and doc is not None and doc.language_id:
+            return str(doc.language_id)
+        return by_name
+
+    def _offset(self, uri: str, text: str, position: types.Position) -> int:
+        index = self.ls.documents.get(uri).index(text)
+        line = min(position.line, index.line_count - 1)
+        column = utf16_to_codepoints(index.line(line), position.character)
+        return index.offset(line, column)
+
+    # ---- prefetch ------------------------------------------------------------------------
+
+    def _prefetch(self, uri: str, pending: _Pending) -> None:
+        self.stats.prefetches += 1
+
+        async def run() -> Prediction:
+            return await self.compute(uri, pending.expected, pending.cursor)
+
+        pending.task = asyncio.create_task(run())
+        self._keep(pending.task)
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self.background.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self.background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("next-edit background task failed: %s", t.exception())
+
+        task.add_done_callback(done)
+
+    async def aclose(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+        for task in list(self.background):
+            with contextlib.suppress(BaseException):
+                await task
+
+    # ---- inline completion ---------------------------------------------------------------
+
+    def inline_item(
+        self, document: types.TextDocumentIdentifier, position: types.Position
+    ) -> types.InlineCompletionItem | None:
+        """A propagated edit at or near the cursor as an inline completion item, or None.
+
+        Only this document's deterministic propagation is consulted (no model, no
+        workspace scan), once per recorded change, so Tab pays ~nothing for it."""
+        uri = document.uri
+        doc = self.ls.workspace.text_documents.get(uri)
+        site = self.history.last_site()
+        if doc is None or site is None or site.uri != uri or site.after is not doc.source:
+            return None
+        text = doc.source
+        cached = self._local
+        if cached is None or cached[0] != uri or cached[1] != self.history.version:
+            found = plan(uri, site.before, site.after, self._language(uri))
+            cursor0 = site.end
+            ordered = order(found.local, uri, cursor0)
+            pred = _prediction(uri, text, ordered, {uri: text}, "propagation") if ordered else None
+            self._local = cached = (uri, self.history.version, pred)
+        pred = cached[2]
+        if pred is None or not pred.edits:
+            return None
+        cursor = self._offset(uri, text, position)
+        line = text.count("\n", 0, cursor)
+        for c in pred.edits:
+            if c.uri != uri or c.new is None:
+                continue
+            at_cursor = c.start == c.end == cursor
+            near = abs(text.count("\n", 0, c.start) - line) <= NEARBY_LINES
+            if at_cursor or near:
+                return types.InlineCompletionItem(
+                    insert_text=c.new,
+                    range=_lsp_range(text, c.start, c.end),
+                    command=types.Command(
+                        title="Accept next edit", command=ACCEPT_COMMAND, arguments=[uri]
+                    ),
+                )
+        return None
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _prediction(
+    uri: str, text: str, ordered: list[Candidate], texts: dict[str, str], source: str
+) -> Prediction:
+    if not ordered:
+        return Prediction(uri=uri, text=text, edits=(), jump=None, texts=texts, source="none")
+    first = ordered[0]
+    if first.new is None:  # the place is known, the edit is not: jump there
+        return Prediction(
+            uri=uri,
+            text=text,
+            edits=(),
+            jump=Jump(uri=first.uri, offset=first.start),
+            texts=texts,
+            source=source,
+        )
+    if first.uri != uri:  # the edit is in another file: go there to make it
+        return Prediction(
+            uri=uri,
+            text=text,
+            edits=(first,),
+            jump=Jump(uri=first.uri, offset=first.start),
+            texts=texts,
+            source=source,
+        )
+    edits = [first]
+    if first.reason == "model":  # one rewrite may be several small edits: keep them together
+        edits += [c for c in ordered[1:] if c.reason == "model" and c.uri == first.uri]
+    return Prediction(
+        uri=uri,
+        text=text,
+        edits=tuple(edits),
+        jump=next_jump([c for c in ordered if c not in edits[1:]], first),
+        texts=texts,
+        source=source,
+    )
+
+
+def _empty() -> dict[str, Any]:
+    result: dict[str, Any] = unstructure(protocol.NextEditResult(edits=[], jump=None))
+    return result
+
+
+def _position(text: str, offset: int) -> protocol.WirePosition:
+    line = text.count("\n", 0, offset)
+    start = text.rfind("\n", 0, offset) + 1
+    return protocol.WirePosition(line=line, character=codepoints_to_utf16(text[start:offset]))
+
+
+def _range(text: str, start: int, end: int) -> protocol.WireRange:
+    return protocol.WireRange(start=_position(text, start), end=_position(text, end))
+
+
+def _lsp_range(text: str, start: int, end: int) -> types.Range:
+    r = _range(text, start, end)
+    return types.Range(
+        start=types.Position(line=r.start.line, character=r.start.character),
+        end=types.Position(line=r.end.line, character=r.end.character),
+    )
+
+
+def _parse(params: Any) -> tuple[str, int | None, types.Position]:
+    """uri, version and position of a nextEdit / copilotInlineEdit request (extra keys ignored:
+    Copilot clients send more than we read)."""
+    raw = to_plain(params)
+    if not isinstance(raw, dict):
+        raise protocol.invalid_params("nextEdit: params must be an object")
+    fields = {k: raw[k] for k in ("textDocument", "position") if k in raw}
+    parsed = protocol.parse_params(fields, protocol.NextEditParams, "lowentropy/nextEdit")
+    pos = parsed.position
+    if pos.line < 0 or pos.character < 0:
+        raise protocol.invalid_params("nextEdit: negative position")
+    return (
+        parsed.text_document.uri,
+        parsed.text_document.version,
+        types.Position(line=pos.line, character=pos.character),
+    )
+
+
+# ---- handlers ------------------------------------------------------------------------------
+
+
+async def next_edit(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
+    return await ls.next_edits.request(params)
+
+
+def did_show_inline_edit(ls: LowEntropyServer, params: Any) -> None:
+    ls.next_edits.stats.shown += 1
+
+
+def accept_next_edit(ls: LowEntropyServer, *args: Any) -> None:
+    """Clients run the item's command on acceptance; didChange has already seen it."""
+
+
+async def next_edit_stats(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
+    result: dict[str, Any] = unstructure(ls.next_edits.stats)
+    return result
+
+
+def register(ls: LowEntropyServer) -> None:
+    """Wire the next-edit handlers into `ls` (state lives on `ls.next_edits`)."""
+    ls.feature(protocol.NEXT_EDIT)(next_edit)
+    ls.feature(protocol.COPILOT_INLINE_EDIT)(next_edit)
+    ls.feature(protocol.DID_SHOW_INLINE_EDIT)(did_show_inline_edit)
+    ls.feature(protocol.NEXT_EDIT_STATS)(next_edit_stats)
+    ls.command(ACCEPT_COMMAND)(accept_next_edit)
+

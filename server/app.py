@@ -20,6 +20,7 @@ from pygls.uris import to_fs_path
 from lowentropy.prompts.recorder import PromptRecorder
 
 from . import chat, indexing, lsp_logging, protocol, tab
+from .apply import feature as apply_feature
 from .backends import Backends
 from .next_edit import feature as next_edit
 from .documents import DocumentState
@@ -311,6 +312,7 @@ def create_server() -> LowEntropyServer:
     ls.feature(protocol.SEARCH)(indexing.search)
     ls.feature(protocol.INDEX_STATUS)(indexing.index_status)
     ls.feature(protocol.CHAT)(chat.chat)
+    apply_feature.register(ls)
     next_edit.register(ls)
     ls.feature(types.SHUTDOWN)(shutdown)
     return ls

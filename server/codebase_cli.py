@@ -198,13 +198,14 @@ async def ask(root: Path, question: str, console: Console) -> int:
 
     token = f"lowentropy/ask/{next(_partial_tokens)}"
 
+    def on_progress(params: types.ProgressParams) -> None:
+        value = params.value
+        if params.token == token and isinstance(value, dict) and "content" in value:
+            sys.stdout.write(str(value["content"]))
+            sys.stdout.flush()
+
     def setup(client: Any) -> None:
-        @client.feature(types.PROGRESS)
-        def on_progress(params: types.ProgressParams) -> None:
-            value = params.value
-            if params.token == token and isinstance(value, dict) and "content" in value:
-                sys.stdout.write(str(value["content"]))
-                sys.stdout.flush()
+        client.feature(types.PROGRESS)(on_progress)
 
     async with in_process_client(root, setup=setup) as client:
         while True:  # the first sync of a new folder runs in the background

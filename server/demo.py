@@ -14,6 +14,7 @@ import tempfile
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
@@ -33,6 +34,7 @@ def run_demo() -> int:
     )
     with tempfile.TemporaryDirectory(prefix="lowentropy-demo-") as tmp:
         ok = demo_tab(console, Path(tmp))
+        ok = demo_next_edit(console, Path(tmp)) and ok
         ok = demo_codebase(console, Path(tmp)) and ok
     if not ok:
         console.print("[red]a part of the demo gave no result[/]")
@@ -68,6 +70,71 @@ def demo_tab(console: Console, tmp: Path) -> bool:
     )
     console.print(f"suggestion: {suggestion!r}  ({elapsed:.1f}s including model load)")
     return bool(suggestion)
+
+
+SHAPES = "def area(width, height):\n    return width * height\n"
+USE_SHAPES = "from shapes import area\n\nsmall = area(1, 2)\nlarge = area(30, 40)\n"
+
+
+def demo_next_edit(console: Console, tmp: Path) -> bool:
+    console.print(Rule("Next edit: remove a parameter, get the call sites"))
+    root = tmp / "next_edit"
+    root.mkdir()
+    (root / "shapes.py").write_text(SHAPES, encoding="utf-8")
+    (root / "use_shapes.py").write_text(USE_SHAPES, encoding="utf-8")
+    console.print("shapes.py:  [red]def area(width, height):[/] → [green]def area(width):[/]")
+    result = asyncio.run(_next_edit_after_removing_height(root))
+    edits = result.get("edits") or []
+    for edit in edits:
+        path = Path(edit["textDocument"]["uri"]).name
+        r = edit["range"]
+        console.print(
+            f"predicted edit: {path}:{r['start']['line'] + 1}:{r['start']['character'] + 1}"
+            f"-{r['end']['character'] + 1} → {edit['text']!r}"
+        )
+    jump = result.get("jump")
+    if jump:
+        console.print(
+            f"jump: {Path(jump['uri']).name}:{jump['range']['start']['line'] + 1} "
+            f"({(root / Path(jump['uri']).name).read_text().splitlines()[jump['range']['start']['line']].strip()})"
+        )
+    return bool(edits)
+
+
+async def _next_edit_after_removing_height(root: Path) -> dict[str, Any]:
+    from lsprotocol import types
+
+    from .inprocess import in_process_client
+    from .wire import to_plain
+
+    uri = (root / "shapes.py").as_uri()
+    options = {"index": {"enabled": False}, "completion": {"warmDelayMs": -1}}
+    async with in_process_client(root, options) as client:
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=SHAPES
+                )
+            )
+        )
+        start = types.Position(line=0, character=len("def area(width"))
+        end = types.Position(line=0, character=len("def area(width, height"))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=start, end=end), text=""
+                    )
+                ],
+            )
+        )
+        result = await client.protocol.send_request_async(
+            "lowentropy/nextEdit",
+            {"textDocument": {"uri": uri, "version": 2}, "position": {"line": 0, "character": 14}},
+        )
+    plain = to_plain(result)
+    return plain if isinstance(plain, dict) else {}
 
 
 def demo_codebase(console: Console, tmp: Path) -> bool:

@@ -1,0 +1,512 @@
+"""Apply over LSP: `lowentropy/apply`, `lowentropy/editSelection`, code actions and commands.
+
+A request names the document version it was computed against. The sketch is
+placed deterministically when placement is certain; otherwise the `apply`
+role rewrites each touched region (`<code>…</code> <update>…</update>` →
+`<updated-code>`), with the original region as the speculative draft. The
+result is verified before anything is offered: an unverified result comes
+back with `verified: false`, the reason and an empty edit, and the commands
+write nothing. Commands re-check the version right before
+`workspace/applyEdit`: a document that moved on is recomputed once, then
+refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.uris import to_fs_path
+
+from lowentropy.models.types import ChatMessage, ChatRequest
+from lowentropy.retrieval.languages import language_for
+
+from .. import protocol
+from ..protocol import WireDocument, WireRange
+from .edits import minimal_edits, unified_diff
+from .merge import Region, splice
+from .plan import plan_apply
+from .verify import verify
+
+if TYPE_CHECKING:
+    from ..app import LowEntropyServer
+
+log = logging.getLogger(__name__)
+
+APPLY = "lowentropy/apply"
+EDIT_SELECTION = "lowentropy/editSelection"
+APPLY_COMMAND = "lowentropy.applySketch"
+EDIT_COMMAND = "lowentropy.editSelection"
+DIFF_COMMAND = "lowentropy.showDiff"
+CONTENT_MODIFIED = int(types.LSPErrorCodes.ContentModified)
+REQUEST_FAILED = int(types.LSPErrorCodes.RequestFailed)
+
+
+@attrs.define(kw_only=True)
+class ApplyParams:
+    text_document: WireDocument
+    sketch: str
+    range: WireRange | None = None
+    instruction: str | None = None
+    partial_result_token: Any = None
+    work_done_token: Any = None
+
+
+@attrs.define(kw_only=True)
+class EditSelectionParams:
+    text_document: WireDocument
+    range: WireRange
+    instruction: str
+    partial_result_token: Any = None
+    work_done_token: Any = None
+
+
+@attrs.define(kw_only=True)
+class ApplyStats:
+    tokens: int = 0
+    draft_tokens: int = 0
+    accepted_draft_tokens: int = 0
+    seconds: float = 0.0
+    path: str = "deterministic"  # or "model"
+
+
+@attrs.frozen(kw_only=True)
+class ApplyOutcome:
+    uri: str
+    version: int
+    original: str
+    result: str | None
+    verified: bool
+    reason: str | None
+    diff: str
+    stats: ApplyStats
+
+    def workspace_edit(self, versioned: bool) -> types.WorkspaceEdit:
+        """Minimal edits against `version`; empty unless verified."""
+        if not self.verified or self.result is None:
+            return types.WorkspaceEdit(changes={})
+        edits = [
+            types.TextEdit(
+                range=types.Range(
+                    start=types.Position(line=e.start_line, character=e.start_char_utf16),
+                    end=types.Position(line=e.end_line, character=e.end_char_utf16),
+                ),
+                new_text=e.new_text,
+            )
+            for e in minimal_edits(self.original, self.result)
+        ]
+        if not versioned:
+            return types.WorkspaceEdit(changes={self.uri: edits})
+        return types.WorkspaceEdit(
+            document_changes=[
+                types.TextDocumentEdit(
+                    text_document=types.OptionalVersionedTextDocumentIdentifier(
+                        uri=self.uri, version=self.version
+                    ),
+                    edits=list(edits),
+                )
+            ]
+        )
+
+
+class StaleVersionError(JsonRpcException):
+    CODE = CONTENT_MODIFIED
+
+
+# ---- computing ---------------------------------------------------------------------------
+
+
+def _document(ls: LowEntropyServer, document: WireDocument) -> tuple[str, int]:
+    doc = ls.workspace.text_documents.get(document.uri)
+    if doc is None:
+        raise protocol.invalid_params(
+            f"unknown document {document.uri}: open it (textDocument/didOpen) first"
+        )
+    version = int(doc.version or 0)
+    if document.version is not None and document.version != version:
+        raise StaleVersionError(
+            message=f"{document.uri} changed: the request is for version {document.version}, "
+            f"the document is at {version}; nothing was applied",
+            code=CONTENT_MODIFIED,
+        )
+    return str(doc.source), version
+
+
+def _selection(rng: WireRange | None, line_count: int) -> tuple[int, int] | None:
+    """Whole lines [start, end) that a range touches (a range ending at column 0 stops before)."""
+    if rng is None:
+        return None
+    start, end = rng.start, rng.end
+    if (end.line, end.character) < (start.line, start.character):
+        start, end = end, start
+    last = end.line if end.character > 0 or end.line == start.line else end.line - 1
+    return max(0, start.line), min(line_count, last + 1)
+
+
+def _relative(ls: LowEntropyServer, uri: str) -> str:
+    path = to_fs_path(uri)
+    return ls.relative_path(path) if path else uri
+
+
+def _progress(ls: LowEntropyServer, token: Any) -> Callable[[str], None] | None:
+    if token is None:
+        return None
+    if isinstance(token, bool) or not isinstance(token, (str, int)):
+        raise protocol.invalid_params("partialResultToken must be a string or an integer")
+
+    def send(piece: str) -> None:
+        ls.protocol.notify(types.PROGRESS, types.ProgressParams(token=token, value={"text": piece}))
+
+    return send
+
+
+async def compute_apply(
+    ls: LowEntropyServer,
+    document: WireDocument,
+    sketch: str,
+    rng: WireRange | None = None,
+    on_piece: Callable[[str], None] | None = None,
+) -> ApplyOutcome:
+    if not sketch.strip():
+        raise protocol.invalid_params(f"{APPLY}: the sketch is empty")
+    started = time.perf_counter()
+    original, version = _document(ls, document)
+    path = _relative(ls, document.uri)
+    language = language_for(path)
+    selection = _selection(rng, original.count("\n") + 1)
+    plan = await asyncio.to_thread(
+        plan_apply, original, sketch, language=language, selection=selection
+    )
+    stats = ApplyStats()
+    result = plan.result
+    reason = plan.reason
+    if result is None and plan.regions:
+        stats.path = "model"
+        rewrites = []
+        for region in plan.regions:
+            rewritten = await _rewrite_region(ls, region, language, stats, on_piece)
+            rewrites.append((region, rewritten))
+        result = splice(original, rewrites)
+        check = await asyncio.to_thread(
+            verify, original, result, sketch, language=language, regions=list(plan.regions)
+        )
+        reason = (
+            None if check.ok else f"the apply model's rewrite failed verification: {check.reason}"
+        )
+    verified = result is not None and reason is None
+    diff = unified_diff(original, result, path) if result is not None else ""
+    if result is not None and result == original:
+        verified, reason = False, "the sketch changes nothing"
+    stats.seconds = time.perf_counter() - started
+    return ApplyOutcome(
+        uri=document.uri,
+        version=version,
+        original=original,
+        result=result,
+        verified=verified,
+        reason=reason,
+        diff=diff,
+        stats=stats,
+    )
+
+
+async def _rewrite_region(
+    ls: LowEntropyServer,
+    region: Region,
+    language: str,
+    stats: ApplyStats,
+    on_piece: Callable[[str], None] | None,
+) -> str:
+    """The `apply` role's rewrite of one region (its original text is the speculative draft)."""
+    from lowentropy.prompts.apply import apply_chat_request, parse_updated_code
+
+    config = ls.settings.role("apply")
+    backend = await ls.backends.get("apply", config)
+    request = apply_chat_request(
+        region.original,
+        region.update,
+        language=language,
+        max_tokens=config.max_tokens,
+    )
+    pieces: list[str] = []
+    generation_stats: dict[str, int] = {}
+    stream = backend.generator.stream_chat(request)
+    try:
+        async for piece in stream:
+            pieces.append(piece)
+            if on_piece is not None and piece:
+                on_piece(piece)
+    except JsonRpcException:
+        raise
+    except Exception as exc:
+        raise JsonRpcException(
+            message=f"lowentropy: the apply model failed: {exc}", code=REQUEST_FAILED
+        ) from exc
+    finally:
+        generation_stats = _speculation_stats(stream)
+    stats.tokens += generation_stats.get("tokens", 0)
+    stats.draft_tokens += generation_stats.get("draft_tokens", 0)
+    stats.accepted_draft_tokens += generation_stats.get("accepted_draft_tokens", 0)
+    rewritten: str = parse_updated_code("".join(pieces), region.original)
+    return rewritten
+
+
+def _speculation_stats(stream: Any) -> dict[str, int]:
+    stats = getattr(stream, "stats", None)
+    if stats is None:
+        return {}
+    return {
+        k: int(getattr(stats, k, 0) or 0)
+        for k in ("tokens", "draft_tokens", "accepted_draft_tokens")
+    }
+
+
+def outcome_result(ls: LowEntropyServer, outcome: ApplyOutcome) -> dict[str, Any]:
+    edit = outcome.workspace_edit(versioned=_versioned_edits(ls))
+    result: dict[str, Any] = {
+        "edit": ls.protocol._converter.unstructure(edit),
+        "diff": outcome.diff,
+        "verified": outcome.verified,
+        "stats": {
+            "tokens": outcome.stats.tokens,
+            "draftTokens": outcome.stats.draft_tokens,
+            "acceptedDraftTokens": outcome.stats.accepted_draft_tokens,
+            "seconds": round(outcome.stats.seconds, 4),
+            "path": outcome.stats.path,
+        },
+        "version": outcome.version,
+    }
+    if outcome.reason is not None:
+        result["reason"] = outcome.reason
+    return result
+
+
+def _versioned_edits(ls: LowEntropyServer) -> bool:
+    workspace = ls.client_capabilities.workspace
+    edit = workspace.workspace_edit if workspace is not None else None
+    return bool(edit is not None and edit.document_changes)
+
+
+# ---- edit selection (Cmd-K) ---------------------------------------------------------------
+
+EDIT_SYSTEM = (
+    "You rewrite a selected piece of code as the user instructs. Answer with the complete new "
+    "code for the selection only, in one fenced code block, and nothing else."
+)
+_FENCE = re.compile(r"```[^\n]*\n(.*?)(?:\n```|\Z)", re.S)
+
+
+def _code_of(answer: str) -> str:
+    blocks = _FENCE.findall(answer)
+    return max(blocks, key=len) if blocks else answer.strip("\n")
+
+
+async def compute_edit_selection(
+    ls: LowEntropyServer,
+    document: WireDocument,
+    rng: WireRange,
+    instruction: str,
+    on_piece: Callable[[str], None] | None = None,
+) -> ApplyOutcome:
+    if not instruction.strip():
+        raise protocol.invalid_params(f"{EDIT_SELECTION}: the instruction is empty")
+    original, _ = _document(ls, document)
+    lines = original.split("\n")
+    selection = _selection(rng, len(lines))
+    assert selection is not None
+    start, end = selection
+    if end <= start:
+        raise protocol.invalid_params(f"{EDIT_SELECTION}: the range selects no line")
+    selected = "\n".join(lines[start:end])
+    path = _relative(ls, document.uri)
+    language = language_for(path)
+    config = ls.settings.role("chat")
+    backend = await ls.backends.get("chat", config)
+    request = ChatRequest(
+        messages=(
+            ChatMessage(role="system", content=EDIT_SYSTEM),
+            ChatMessage(
+                role="user",
+                content=f"File: {path}\nSelection:\n```{language}\n{selected}\n```\n"
+                f"Instruction: {instruction.strip()}",
+            ),
+        ),
+        max_tokens=max(config.max_tokens, len(selected) // 2 + 64),
+        temperature=config.temperature,
+        stable_prefix=EDIT_SYSTEM,
+    )
+    try:
+        answer = "".join([piece async for piece in backend.generator.stream_chat(request)])
+    except Exception as exc:
+        raise JsonRpcException(
+            message=f"lowentropy: the chat model failed: {exc}", code=REQUEST_FAILED
+        ) from exc
+    whole_lines = WireRange(
+        start=protocol.WirePosition(line=start, character=0),
+        end=protocol.WirePosition(line=end - 1, character=len(lines[end - 1]) or 1),
+    )
+    return await compute_apply(ls, document, _code_of(answer), whole_lines, on_piece)
+
+
+# ---- handlers ----------------------------------------------------------------------------
+
+
+async def apply_request(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
+    request = protocol.parse_params(params, ApplyParams, APPLY)
+    on_piece = _progress(ls, request.partial_result_token)
+    outcome = await compute_apply(
+        ls, request.text_document, request.sketch, request.range, on_piece
+    )
+    return outcome_result(ls, outcome)
+
+
+async def edit_selection_request(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
+    request = protocol.parse_params(params, EditSelectionParams, EDIT_SELECTION)
+    on_piece = _progress(ls, request.partial_result_token)
+    outcome = await compute_edit_selection(
+        ls, request.text_document, request.range, request.instruction, on_piece
+    )
+    return outcome_result(ls, outcome)
+
+
+def _command_params(args: tuple[Any, ...], cls: type[Any], name: str) -> Any:
+    if len(args) != 1:
+        raise protocol.invalid_params(f"{name}: expects one argument object, got {len(args)}")
+    return protocol.parse_params(args[0], cls, name)
+
+
+async def _apply_and_write(
+    ls: LowEntropyServer, compute: Callable[[WireDocument], Any], document: WireDocument, label: str
+) -> dict[str, Any]:
+    """Compute, then write through `workspace/applyEdit` only if verified and still current."""
+    outcome: ApplyOutcome = await compute(document)
+    for attempt in range(2):
+        if not outcome.verified:
+            ls.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Warning,
+                    message=f"lowentropy: nothing applied: {outcome.reason}",
+                )
+            )
+            return {**outcome_result(ls, outcome), "applied": False}
+        doc = ls.workspace.text_documents.get(outcome.uri)
+        if doc is not None and int(doc.version or 0) == outcome.version:
+            break
+        if attempt == 1:
+            raise StaleVersionError(
+                message=f"{outcome.uri} kept changing while the edit was computed; nothing applied",
+                code=CONTENT_MODIFIED,
+            )
+        # The user typed meanwhile: recompute against the current text, once.
+        outcome = await compute(WireDocument(uri=document.uri, version=None))
+    edit = outcome.workspace_edit(versioned=_versioned_edits(ls))
+    response = await ls.workspace_apply_edit_async(
+        types.ApplyWorkspaceEditParams(edit=edit, label=label)
+    )
+    applied = bool(response.applied)
+    if not applied:
+        log.info("the client did not apply the edit: %s", response.failure_reason)
+    return {**outcome_result(ls, outcome), "applied": applied}
+
+
+async def apply_command(ls: LowEntropyServer, *args: Any) -> dict[str, Any]:
+    request = _command_params(args, ApplyParams, APPLY_COMMAND)
+
+    async def compute(document: WireDocument) -> ApplyOutcome:
+        return await compute_apply(ls, document, request.sketch, request.range)
+
+    return await _apply_and_write(ls, compute, request.text_document, "lowentropy: apply sketch")
+
+
+async def edit_command(ls: LowEntropyServer, *args: Any) -> dict[str, Any]:
+    request = _command_params(args, EditSelectionParams, EDIT_COMMAND)
+
+    async def compute(document: WireDocument) -> ApplyOutcome:
+        return await compute_edit_selection(ls, document, request.range, request.instruction)
+
+    return await _apply_and_write(ls, compute, request.text_document, "lowentropy: edit selection")
+
+
+async def diff_command(ls: LowEntropyServer, *args: Any) -> dict[str, Any]:
+    request = _command_params(args, ApplyParams, DIFF_COMMAND)
+    outcome = await compute_apply(ls, request.text_document, request.sketch, request.range)
+    return outcome_result(ls, outcome)
+
+
+def code_actions(
+    ls: LowEntropyServer, params: types.CodeActionParams
+) -> list[types.CodeAction] | None:
+    """Apply / edit / diff on the selection or at the cursor.
+
+    The sketch comes from the client as the command's argument; when it has
+    none, the code of the last chat answer is offered (chat, then apply, in
+    any editor).
+    """
+    doc = ls.workspace.text_documents.get(params.text_document.uri)
+    if doc is None:
+        return None
+    document = {"uri": doc.uri, "version": int(doc.version or 0)}
+    rng = ls.protocol._converter.unstructure(params.range)
+    actions: list[types.CodeAction] = []
+    sketch = ls.last_chat_code()
+    if sketch:
+        args = {"textDocument": document, "sketch": sketch}
+        actions.append(
+            types.CodeAction(
+                title="lowentropy: Apply the code from the last chat answer",
+                kind=types.CodeActionKind.RefactorRewrite,
+                command=types.Command(
+                    title="Apply sketch", command=APPLY_COMMAND, arguments=[args]
+                ),
+            )
+        )
+        actions.append(
+            types.CodeAction(
+                title="lowentropy: Show the diff of the last chat answer's code",
+                kind=types.CodeActionKind.Empty,
+                command=types.Command(title="Show diff", command=DIFF_COMMAND, arguments=[args]),
+            )
+        )
+    if params.range.start != params.range.end:
+        actions.append(
+            types.CodeAction(
+                title="lowentropy: Edit selection…",
+                kind=types.CodeActionKind.RefactorRewrite,
+                command=types.Command(
+                    title="Edit selection…",
+                    command=EDIT_COMMAND,
+                    arguments=[{"textDocument": document, "range": rng, "instruction": ""}],
+                ),
+            )
+        )
+    return actions
+
+
+def _command(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """pygls reads a command handler's type hints; these name the server class only for mypy."""
+
+    async def run(ls, *args):  # type: ignore[no-untyped-def]
+        return await handler(ls, *args)
+
+    return run
+
+
+def register(ls: LowEntropyServer) -> None:
+    ls.feature(APPLY)(apply_request)
+    ls.feature(EDIT_SELECTION)(edit_selection_request)
+    ls.command(APPLY_COMMAND)(_command(apply_command))
+    ls.command(EDIT_COMMAND)(_command(edit_command))
+    ls.command(DIFF_COMMAND)(_command(diff_command))
+    ls.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(
+            code_action_kinds=[types.CodeActionKind.RefactorRewrite, types.CodeActionKind.Empty]
+        ),
+    )(code_actions)

@@ -1,0 +1,229 @@
+"""`plan_apply`: the deterministic result when placement is certain, else the regions for the model.
+
+Steps: parse the sketch → (no markers and a selection: the sketch replaces the
+selection) → place its blocks → if every block is placed for certain, merge and
+verify; the plan then carries the result and the touched regions with their new
+text. Otherwise each block's region, widened to its enclosing definition, goes
+to the apply model with the part of the sketch that belongs to it.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .locate import Placement, place
+from .merge import Merged, Region, merge, region_text, splice
+from .sketch import Sketch, parse_sketch
+from .syntax import Definition, definitions
+from .text import Lines, Reindent, indent_style, indent_width, split_lines
+from .verify import verify
+
+__all__ = ["ApplyPlan", "plan_apply"]
+
+# Ambiguous placements spanning more than this go back to the user, not the model.
+MAX_MODEL_REGION_LINES = 400
+
+
+@attrs.frozen
+class ApplyPlan:
+    """`result`: the new text when the deterministic path placed everything (None otherwise);
+    `regions`: the touched regions (with `merged` text on the deterministic path, for the
+    model to rewrite otherwise); `reason`: why the model is needed or nothing can be done."""
+
+    result: str | None
+    regions: tuple[Region, ...]
+    reason: str | None = None
+
+    @property
+    def deterministic(self) -> bool:
+        return self.result is not None
+
+
+def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _widen(span: tuple[int, int], defs: list[Definition]) -> tuple[int, int]:
+    """Out to the innermost definitions holding the span's first and last lines."""
+    a, b = span
+    last = max(a, b - 1)
+    holding_a = [d for d in defs if d.start <= a < d.end]
+    holding_b = [d for d in defs if d.start <= last < d.end]
+    if holding_a:
+        a = min(a, min(holding_a, key=lambda d: d.end - d.start).start)
+    if holding_b:
+        b = max(b, min(holding_b, key=lambda d: d.end - d.start).end)
+    return a, b
+
+
+def _update(sketch: Sketch, placement: Placement, members: list[int]) -> str:
+    """The sketch lines of the given blocks, with the markers around and between them."""
+    blocks = placement.blocks
+    first, last = blocks[members[0]].lines[0], blocks[members[-1]].lines[-1]
+    if first > 0 and sketch.lines[first - 1].marker:
+        first -= 1
+    if last + 1 < len(sketch.lines) and sketch.lines[last + 1].marker:
+        last += 1
+    return "\n".join(placement.reindent.line(sketch.lines[i].text) for i in range(first, last + 1))
+
+
+def _regions(
+    lines: Lines,
+    sketch: Sketch,
+    placement: Placement,
+    spans: list[tuple[tuple[int, int], list[int]]],
+    merged: Merged | None,
+) -> tuple[Region, ...]:
+    """One region per union of overlapping spans; each span names the blocks it is for."""
+    groups: list[tuple[int, int, list[int]]] = []
+    for (a, b), members in sorted(spans):
+        if groups and a <= groups[-1][1]:
+            last = groups[-1]
+            groups[-1] = (last[0], max(last[1], b), last[2] + members)
+        else:
+            groups.append((a, b, list(members)))
+    regions = []
+    for a, b, members in groups:
+        text = None if merged is None else region_text(merged, a, b, len(lines.text))
+        regions.append(
+            Region(
+                start_line=a,
+                end_line=b,
+                original=lines.join(a, b),
+                update=_update(sketch, placement, sorted(set(members))),
+                merged=text,
+            )
+        )
+    return tuple(regions)
+
+
+def _model_spans(
+    placement: Placement, defs: list[Definition], bounds: tuple[int, int]
+) -> list[tuple[tuple[int, int], list[int]]]:
+    everyone = list(range(len(placement.blocks)))
+    if placement.ambiguous:
+        a = min(s[0] for s in placement.candidates)
+        b = max(s[1] for s in placement.candidates)
+        return [(_widen((a, b), defs), everyone)]
+    spans = []
+    placed = placement.spans
+    for k, span in enumerate(placed):
+        if span is None:  # somewhere between its placed neighbours
+            before = [s[1] for s in placed[:k] if s is not None]
+            after = [s[0] for s in placed[k + 1 :] if s is not None]
+            lo, hi = max(before, default=bounds[0]), min(after, default=bounds[1])
+            span = (min(lo, hi), max(lo, hi))
+        spans.append((_widen(span, defs), [k]))
+    return spans
+
+
+def _replace_selection(
+    original: str,
+    raw: str,
+    lines: Lines,
+    sketch: Sketch,
+    selection: tuple[int, int],
+    language: str | None,
+) -> ApplyPlan:
+    start, end = max(0, selection[0]), min(len(lines.text), max(selection))
+    body = [lines.text[j] for j in range(start, end) if lines.text[j].strip()]
+    literal = [line.text for line in sketch.lines if line.text.strip()]
+    style = indent_style(lines.text)
+    shift = 0
+    if body and literal:
+        least = min(indent_width(t, style.unit) for t in literal)
+        shift = indent_width(body[0], style.unit) - least
+    reindent = Reindent(style=style, sketch_tab=style.unit, scale=1.0, shift=shift)
+    text = "\n".join(reindent.line(line.text) for line in sketch.lines) + "\n"
+    region = Region(
+        start_line=start,
+        end_line=end,
+        original=lines.join(start, end),
+        update=text,
+        merged=None,
+    )
+    result = splice(original, [(region, text)])
+    region = attrs.evolve(region, merged=_region_new_text(result, lines, start, end))
+    check = verify(original, result, raw, language=language, regions=[region])
+    if not check.ok:
+        return ApplyPlan(
+            result=None, regions=(attrs.evolve(region, merged=None),), reason=check.reason
+        )
+    return ApplyPlan(result=result, regions=(region,))
+
+
+def _region_new_text(result: str, lines: Lines, start: int, end: int) -> str:
+    new = split_lines(result)
+    tail = len(lines.text) - end
+    return new.join(start, len(new.text) - tail)
+
+
+def plan_apply(
+    original: str,
+    sketch: str,
+    *,
+    language: str | None,
+    selection: tuple[int, int] | None = None,
+) -> ApplyPlan:
+    """Plan applying `sketch` to `original`.
+
+    `language`: a `retrieval.languages` id ("python", "typescript", ...) or None/"text";
+    `selection`: original lines [start, end), 0-based, end exclusive. A sketch without markers
+    replaces the selection; with markers it is placed within it.
+    """
+    lines = split_lines(original)
+    parsed = parse_sketch(sketch, original)
+    if not any(line.text.strip() and not line.marker for line in parsed.lines):
+        return ApplyPlan(result=None, regions=(), reason="the sketch has no code, only markers")
+    if selection is not None and not parsed.has_markers:
+        return _replace_selection(original, sketch, lines, parsed, selection, language)
+    defs = definitions(original, lines.text, language)
+    bounds = (0, len(lines.text)) if selection is None else (selection[0], selection[1])
+    placement = place(lines.text, parsed, defs, language=language, bounds=bounds)
+    if all(span is None for span in placement.spans):
+        sample = next(
+            line.text.strip() for line in parsed.lines if line.text.strip() and not line.marker
+        )
+        return ApplyPlan(
+            result=None,
+            regions=(),
+            reason=f"the sketch matches nowhere in the file: no line of it (e.g. {sample[:60]!r}) "
+            "is in the original",
+        )
+    reason: str | None = None
+    if placement.certain:
+        try:
+            merged = merge(lines, parsed, placement)
+        except ValueError as exc:
+            reason = str(exc)
+        else:
+            result = merged.join()
+            spans = [(s, [k]) for k, s in enumerate(placement.spans) if s is not None]
+            regions = _regions(lines, parsed, placement, spans, merged)
+            check = verify(original, result, sketch, language=language, regions=regions)
+            if check.ok:
+                return ApplyPlan(result=result, regions=regions)
+            reason = f"the deterministic merge failed verification: {check.reason}"
+    else:
+        reason = "; ".join(
+            [*placement.ambiguous, *placement.uncertain]
+            + [
+                f"block {k + 1} of the sketch matches no line of the original"
+                for k in placement.unplaced
+            ]
+        )
+    spans = _model_spans(placement, defs, bounds)
+    if (
+        sum(b - a for a, b in _union([s for s, _ in spans])) > MAX_MODEL_REGION_LINES
+        and placement.ambiguous
+    ):
+        return ApplyPlan(result=None, regions=(), reason=f"{reason}; select the code to change")
+    return ApplyPlan(
+        result=None, regions=_regions(lines, parsed, placement, spans, None), reason=reason
+    )

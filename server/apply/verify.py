@@ -1,0 +1,190 @@
+"""Check a new text before anything is written: nothing lost, nothing else touched, nothing broken.
+
+Checks, in order (the first failure is the reason):
+1. encoding: no lone surrogates, no new U+FFFD, a byte-order mark kept;
+2. the final newline and the line endings (all CRLF stays all CRLF, all LF stays LF);
+3. text outside the rewritten regions is byte-identical (without regions: every added line
+   comes from the sketch);
+4. every non-marker sketch line is in the result, in order (compared stripped, so modulo
+   the re-indentation applied);
+5. new lines are indented in the file's style (tabs or spaces);
+6. tree-sitter finds no ERROR or MISSING node the original did not have (counted over the
+   whole file and over the changed stretch, so an existing error elsewhere is no excuse).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+import attrs
+
+from .merge import Region
+from .sketch import parse_sketch
+from .syntax import parse, syntax_errors
+from .text import Lines, indent_style, split_lines
+
+__all__ = ["Verification", "verify"]
+
+
+@attrs.frozen
+class Verification:
+    ok: bool
+    reason: str | None = None
+
+
+def _fail(reason: str) -> Verification:
+    return Verification(ok=False, reason=reason)
+
+
+def _encoding(original: str, result: str) -> str | None:
+    try:
+        result.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"the result has an unencodable character at offset {exc.start}"
+    if result.count("\ufffd") > original.count("\ufffd"):
+        return "the result has replacement characters (U+FFFD) the original did not"
+    if original.startswith("\ufeff") != result.startswith("\ufeff"):
+        return "the byte-order mark was not preserved"
+    return None
+
+
+def _endings(old: Lines, new: Lines, original: str, result: str) -> str | None:
+    if original and original.endswith("\n") != result.endswith("\n"):
+        had = "had" if original.endswith("\n") else "had no"
+        return f"the final newline changed (the original {had} one)"
+    endings = {e for e in old.eols if e}
+    if len(endings) == 1:
+        (only,) = endings
+        for k, eol in enumerate(new.eols):
+            if eol and eol != only:
+                name = "CRLF" if only == "\r\n" else "LF"
+                return f"line {k + 1} does not end in {name} like the rest of the file"
+    return None
+
+
+def _outside(old: Lines, result: str, regions: list[Region]) -> str | None:
+    cursor = 0
+    at = 0
+    for region in sorted(regions, key=lambda r: r.start_line):
+        kept = old.join(cursor, region.start_line)
+        if cursor == 0:
+            if not result.startswith(kept):
+                return f"text before line {region.start_line + 1} changed"
+            at = len(kept)
+        else:
+            found = result.find(kept, at)
+            if found < 0:
+                return f"text between lines {cursor + 1} and {region.start_line} changed"
+            at = found + len(kept)
+        cursor = region.end_line
+    tail = old.join(cursor)
+    if not result.endswith(tail) or len(result) - len(tail) < at:
+        return f"text after line {cursor} changed"
+    return None
+
+
+def _changed(old: Lines, new: Lines) -> tuple[int, int, int, int]:
+    """The changed stretch: old lines [a, b) became new lines [a, c); d = lines of common tail."""
+    n, m = len(old.text), len(new.text)
+    a = 0
+    while a < min(n, m) and old.text[a] == new.text[a]:
+        a += 1
+    tail = 0
+    while tail < min(n, m) - a and old.text[n - 1 - tail] == new.text[m - 1 - tail]:
+        tail += 1
+    return a, n - tail, m - tail, tail
+
+
+def _added(old: Lines, new: Lines) -> list[int]:
+    a, b, c, _ = _changed(old, new)
+    matcher = difflib.SequenceMatcher(None, old.text[a:b], new.text[a:c], autojunk=False)
+    added: list[int] = []
+    for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("replace", "insert"):
+            added.extend(range(a + j1, a + j2))
+    return added
+
+
+def _sketch_in_order(new: Lines, sketch: str, original: str) -> str | None:
+    wanted = [
+        (k, line.text.strip())
+        for k, line in enumerate(parse_sketch(sketch, original).lines)
+        if not line.marker and line.text.strip()
+    ]
+    stripped = [line.strip() for line in new.text]
+    at = 0
+    for k, text in wanted:
+        while at < len(stripped) and stripped[at] != text:
+            at += 1
+        if at == len(stripped):
+            return f"sketch line {k + 1} ({text[:60]!r}) is missing from the result or out of order"
+        at += 1
+    return None
+
+
+def _from_sketch(old: Lines, new: Lines, sketch: str) -> str | None:
+    lines = {line.strip() for line in sketch.split("\n")}
+    for k in _added(old, new):
+        if new.text[k].strip() not in lines:
+            return (
+                f"result line {k + 1} ({new.text[k].strip()[:60]!r}) is in neither file nor sketch"
+            )
+    return None
+
+
+def _indentation(old: Lines, new: Lines) -> str | None:
+    style = indent_style(old.text)
+    uses_tabs = any(line.startswith("\t") for line in old.text)
+    uses_spaces = any(line.startswith(" " * style.unit) for line in old.text)
+    for k in _added(old, new):
+        line = new.text[k]
+        if style.tabs and not uses_spaces and line.startswith(" " * style.unit):
+            return f"result line {k + 1} is indented with spaces in a file indented with tabs"
+        if not style.tabs and not uses_tabs and line.startswith("\t"):
+            return f"result line {k + 1} is indented with tabs in a file indented with spaces"
+    return None
+
+
+def _syntax(original: str, result: str, old: Lines, new: Lines, language: str | None) -> str | None:
+    before, after = parse(original, language), parse(result, language)
+    if before is None or after is None:
+        return None
+    old_errors, new_errors = syntax_errors(before), syntax_errors(after)
+    a, b, c, _ = _changed(old, new)
+    old_mid = [e for e in old_errors if a <= e[1] < max(b, a + 1)]
+    new_mid = [e for e in new_errors if a <= e[1] < max(c, a + 1)]
+    if len(new_errors) > len(old_errors) or len(new_mid) > len(old_mid):
+        fresh = new_mid[len(old_mid)] if len(new_mid) > len(old_mid) else new_errors[-1]
+        kind, row, column = fresh
+        return f"the result has a new syntax error ({kind}) at line {row + 1}, column {column + 1}"
+    return None
+
+
+def verify(
+    original: str,
+    result: str,
+    sketch: str,
+    *,
+    language: str | None,
+    regions: list[Region] | tuple[Region, ...] | None = None,
+) -> Verification:
+    """Whether `result` is a safe outcome of applying `sketch` to `original` (see module doc)."""
+    old, new = split_lines(original), split_lines(result)
+    checks: tuple[Callable[[], str | None], ...] = (
+        lambda: _encoding(original, result),
+        lambda: _endings(old, new, original, result),
+        lambda: (
+            _outside(old, result, list(regions))
+            if regions is not None
+            else _from_sketch(old, new, sketch)
+        ),
+        lambda: _sketch_in_order(new, sketch, original),
+        lambda: _indentation(old, new),
+        lambda: _syntax(original, result, old, new, language),
+    )
+    for check in checks:
+        reason = check()
+        if reason is not None:
+            return _fail(reason)
+    return Verification(ok=True)

@@ -1,0 +1,220 @@
+"""Apply over LSP: the real server, real standard-library files, versioned and verified edits."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from conftest import QUIET_TAB, Docs, lsp_client
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import LanguageClient
+
+STDLIB_FILE = Path(textwrap.__file__)
+
+
+def _ns(value: Any) -> Any:
+    if hasattr(value, "_asdict"):
+        value = value._asdict()
+    if isinstance(value, dict):
+        return SimpleNamespace(**{k: _ns(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return [_ns(v) for v in value]
+    return value
+
+
+def _apply_edits(text: str, edits: list[Any]) -> str:
+    """Apply LSP TextEdits (UTF-16 columns; these texts are ASCII or BMP) like an editor."""
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+
+    def offset(pos: Any) -> int:
+        return starts[pos.line] + pos.character
+
+    out = text
+    for edit in sorted(edits, key=lambda e: offset(e.range.start), reverse=True):
+        out = out[: offset(edit.range.start)] + edit.newText + out[offset(edit.range.end) :]
+    return out
+
+
+def _edits_of(edit: Any, uri: str) -> list[Any]:
+    if getattr(edit, "documentChanges", None):
+        (change,) = edit.documentChanges
+        assert change.textDocument.uri == uri
+        return list(change.edits)
+    changes = vars(edit.changes) if isinstance(edit.changes, SimpleNamespace) else {}
+    return list(changes.get(uri, []))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def applier(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = tmp_path_factory.mktemp("apply")
+    async with lsp_client(root, QUIET_TAB) as client:
+        received: list[types.ApplyWorkspaceEditParams] = []
+
+        @client.feature(types.WORKSPACE_APPLY_EDIT)
+        def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+            received.append(params)
+            return types.ApplyWorkspaceEditResult(applied=True)
+
+        yield client, Docs(client, root), received
+
+
+async def _apply(client: LanguageClient, params: dict[str, Any]) -> Any:
+    return _ns(await client.protocol.send_request_async("lowentropy/apply", params))
+
+
+def _function(source: str, name: str) -> str:
+    start = source.index(f"\ndef {name}(") + 1
+    end = source.index("\n\n\n", start) + 1
+    return source[start:end]
+
+
+async def test_a_marker_sketch_becomes_a_minimal_verified_edit(applier: Any) -> None:
+    client, docs, _ = applier
+    source = STDLIB_FILE.read_text(encoding="utf-8")
+    uri = docs.open(source, "textwrap_copy.py")
+    body = _function(source, "indent")
+    old = "            yield (prefix + line if predicate(line) else line)\n"
+    new = "            yield prefix + line if predicate(line) else line\n"
+    assert old in body
+    sketch = (
+        "def indent(text, prefix, predicate=None):\n"
+        "    # ... existing code ...\n"
+        "        for line in text.splitlines(True):\n"
+        f"{new}"
+        "    return ''.join(prefixed_lines())\n"
+    )
+    result = await _apply(client, {"textDocument": {"uri": uri, "version": 1}, "sketch": sketch})
+    assert result.verified, getattr(result, "reason", None)
+    assert result.stats.path == "deterministic"
+    edits = _edits_of(result.edit, uri)
+    assert len(edits) == 1 and edits[0].range.start.line == edits[0].range.end.line
+    assert _apply_edits(source, edits) == source.replace(old, new)
+    assert "+" + new.rstrip("\n") in result.diff
+    assert result.diff.startswith("--- a/textwrap_copy.py")
+
+
+async def test_a_sketch_that_matches_nowhere_is_refused_with_a_reason(applier: Any) -> None:
+    client, docs, _ = applier
+    source = STDLIB_FILE.read_text(encoding="utf-8")
+    uri = docs.open(source, "textwrap_copy.py")
+    sketch = "def completely_unrelated(x):\n    # ... existing code ...\n    return x * 42\n"
+    result = await _apply(client, {"textDocument": {"uri": uri, "version": 1}, "sketch": sketch})
+    assert not result.verified
+    assert "matches nowhere" in result.reason
+    assert _edits_of(result.edit, uri) == []
+
+
+async def test_a_stale_version_is_refused(applier: Any) -> None:
+    client, docs, _ = applier
+    uri = docs.open("def f(a):\n    return a\n", "stale.py")
+    docs.insert(uri, 1, 12, " + 1")
+    with pytest.raises(JsonRpcException) as err:
+        await _apply(
+            client,
+            {"textDocument": {"uri": uri, "version": 1}, "sketch": "def f(a):\n    return a - 1\n"},
+        )
+    assert err.value.code == types.LSPErrorCodes.ContentModified
+    assert "version 1" in str(err.value)
+
+
+async def test_bad_params_are_invalid_params(applier: Any) -> None:
+    client, docs, _ = applier
+    uri = docs.open("x = 1\n", "bad.py")
+    for params in (
+        {"textDocument": {"uri": uri}, "sketch": "   "},
+        {"textDocument": {"uri": uri}},
+        {"textDocument": {"uri": "file:///nowhere/never_opened.py"}, "sketch": "x = 2\n"},
+        {"textDocument": {"uri": uri}, "sketch": "x = 2\n", "partialResultToken": 1.5},
+    ):
+        with pytest.raises(JsonRpcException) as err:
+            await _apply(client, params)
+        assert err.value.code == types.ErrorCodes.InvalidParams, params
+
+
+async def test_crlf_and_non_ascii_survive(applier: Any) -> None:
+    client, docs, _ = applier
+    source = (
+        "def grüße(name):\r\n    text = 'hallo ' + name\r\n    return text\r\n\r\nX = '✓ 🎉'\r\n"
+    )
+    uri = docs.open(source, "crlf.py")
+    sketch = "def grüße(name):\n    text = 'grüß dich, ' + name\n    return text\n"
+    result = await _apply(client, {"textDocument": {"uri": uri, "version": 1}, "sketch": sketch})
+    assert result.verified, getattr(result, "reason", None)
+    edits = _edits_of(result.edit, uri)
+    new = _apply_edits(source, edits)
+    assert new == source.replace("'hallo '", "'grüß dich, '")
+    assert "\r\n" in new and "\n" not in new.replace("\r\n", "")
+
+
+async def test_the_apply_command_writes_through_apply_edit(applier: Any) -> None:
+    client, docs, received = applier
+    source = "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    return 2 * (w + h)\n"
+    uri = docs.open(source, "shapes.py")
+    sketch = "def perimeter(w, h):\n    return 2 * w + 2 * h\n"
+    before = len(received)
+    result = _ns(
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="lowentropy.applySketch",
+                arguments=[{"textDocument": {"uri": uri, "version": 1}, "sketch": sketch}],
+            )
+        )
+    )
+    assert result.applied and result.verified
+    assert len(received) == before + 1
+    edit = received[-1].edit
+    changes = edit.document_changes
+    assert changes is not None and changes[0].text_document.version == 1
+    edits = [
+        _ns({"range": _ns(client.protocol._converter.unstructure(e.range)), "newText": e.new_text})
+        for e in changes[0].edits
+    ]
+    assert _apply_edits(source, edits) == source.replace("2 * (w + h)", "2 * w + 2 * h")
+
+
+async def test_a_failing_command_writes_nothing(applier: Any) -> None:
+    client, docs, received = applier
+    uri = docs.open("def f():\n    return 1\n", "nothing.py")
+    before = len(received)
+    shown = asyncio.ensure_future(client.wait_for_notification(types.WINDOW_SHOW_MESSAGE))
+    result = _ns(
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="lowentropy.applySketch",
+                arguments=[
+                    {"textDocument": {"uri": uri}, "sketch": "class Z:\n    # ...\n    q = 9\n"}
+                ],
+            )
+        )
+    )
+    assert not result.applied and not result.verified
+    message = await asyncio.wait_for(shown, 10)
+    assert "nothing applied" in message.message
+    assert len(received) == before
+
+
+async def test_code_actions_offer_edit_selection_and_the_last_chat_code(applier: Any) -> None:
+    client, docs, _ = applier
+    uri = docs.open("def f(a):\n    return a\n", "actions.py")
+    rng = types.Range(
+        start=types.Position(line=0, character=0), end=types.Position(line=1, character=12)
+    )
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=rng,
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert actions is not None
+    titles = [a.title for a in actions]
+    assert any("Edit selection" in t for t in titles)

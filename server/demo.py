@@ -35,6 +35,7 @@ def run_demo() -> int:
     with tempfile.TemporaryDirectory(prefix="lowentropy-demo-") as tmp:
         ok = demo_tab(console, Path(tmp))
         ok = demo_next_edit(console, Path(tmp)) and ok
+        ok = demo_apply(console, Path(tmp)) and ok
         ok = demo_codebase(console, Path(tmp)) and ok
     if not ok:
         console.print("[red]a part of the demo gave no result[/]")
@@ -132,6 +133,61 @@ async def _next_edit_after_removing_height(root: Path) -> dict[str, Any]:
         result = await client.protocol.send_request_async(
             "lowentropy/nextEdit",
             {"textDocument": {"uri": uri, "version": 2}, "position": {"line": 0, "character": 14}},
+        )
+    plain = to_plain(result)
+    return plain if isinstance(plain, dict) else {}
+
+
+APPLY_FILE = "textwrap.py"
+APPLY_SKETCH = """def indent(text, prefix, predicate=None):
+    # ... existing code ...
+        for line in text.splitlines(True):
+            # blank lines keep no trailing prefix
+            yield (prefix + line if predicate(line) else line)
+    return ''.join(prefixed_lines())
+"""
+
+
+def demo_apply(console: Console, tmp: Path) -> bool:
+    import textwrap
+
+    from rich.syntax import Syntax
+
+    console.print(Rule("Apply: a sketch with an elision becomes an exact, verified edit"))
+    root = tmp / "apply"
+    root.mkdir()
+    path = root / APPLY_FILE
+    shutil.copy(textwrap.__file__, path)
+    console.print(Syntax(APPLY_SKETCH, "python", theme="ansi_dark"))
+    result = asyncio.run(_apply(root, path, path.read_text(encoding="utf-8"), APPLY_SKETCH))
+    stats = result.get("stats", {})
+    console.print(
+        f"verified: {result.get('verified')}  path: {stats.get('path')}  "
+        f"{stats.get('seconds', 0) * 1000:.0f} ms"
+        + (f"  reason: {result['reason']}" if result.get("reason") else "")
+    )
+    console.print(Syntax(result.get("diff", ""), "diff", theme="ansi_dark"))
+    return bool(result.get("verified"))
+
+
+async def _apply(root: Path, path: Path, text: str, sketch: str) -> dict[str, Any]:
+    from lsprotocol import types
+
+    from .inprocess import in_process_client
+    from .wire import to_plain
+
+    uri = path.as_uri()
+    options = {"index": {"enabled": False}, "completion": {"warmDelayMs": -1}}
+    async with in_process_client(root, options) as client:
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=text
+                )
+            )
+        )
+        result = await client.protocol.send_request_async(
+            "lowentropy/apply", {"textDocument": {"uri": uri, "version": 1}, "sketch": sketch}
         )
     plain = to_plain(result)
     return plain if isinstance(plain, dict) else {}

@@ -35,4 +35,6 @@ fi
 
 # llama-cpp-python compiles llama.cpp (~3 min, once per machine thanks to pip's wheel cache).
 CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" python -m pip install -q -e ".${extras}"
+# Editors for the client tests (Debian packages as root, Helix 25.01 from trixie into .cache/).
+if [ "${1:-}" = "--dev" ]; then bash scripts/install-editors.sh; fi
 echo "lowentropy: set up in $(pwd)/.venv ($(lowentropy --version))"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 import uuid
 from pathlib import Path
@@ -410,6 +411,9 @@ async def inline_completion(
     return types.InlineCompletionList(items=[item])
 
 
+_TYPED_WORD = re.compile(r"[\w$]+$")
+
+
 async def completion(
     ls: LowEntropyServer, params: types.CompletionParams
 ) -> types.CompletionList | None:
@@ -421,9 +425,9 @@ async def completion(
         return types.CompletionList(is_incomplete=True, items=[])
     cursor, suggestion = found
     first_line = suggestion.split("\n", 1)[0]
-    label = (
-        cursor.ctx.line_prefix.split()[-1] if cursor.ctx.line_prefix.split() else ""
-    ) + first_line
+    # The word being typed (touching the cursor) heads the label, so filters match it.
+    typed = _TYPED_WORD.search(cursor.ctx.line_prefix)
+    label = (typed.group(0) if typed else "") + first_line
     item = types.CompletionItem(
         label=label.strip()[:80] or first_line[:80],
         kind=types.CompletionItemKind.Text,

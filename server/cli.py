@@ -26,6 +26,9 @@ def _configure_logging(level: str, log_file: str | None) -> None:
         handlers=handlers,
         force=True,
     )
+    if level.upper() != "DEBUG":
+        # pygls logs every message it sends at INFO; editors file stderr lines as errors.
+        logging.getLogger("pygls").setLevel(logging.WARNING)
 
 
 def parse_host_port(value: str) -> tuple[str, int]:

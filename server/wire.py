@@ -83,7 +83,10 @@ def to_plain(value: Any) -> Any:
 
 
 def structure(value: Any, cls: type[T]) -> T:
-    return converter.structure(to_plain(value) if value is not None else {}, cls)
+    plain = to_plain(value) if value is not None else {}
+    if plain == []:  # an empty Lua table (Neovim) or an empty array: no params
+        plain = {}
+    return converter.structure(plain, cls)
 
 
 def unstructure(value: Any) -> Any:

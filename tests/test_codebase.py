@@ -272,3 +272,9 @@ def test_a_repeating_answer_is_stopped_at_the_first_repeated_line() -> None:
     assert "never reached" not in kept
     short = _LoopGuard()  # short lines ("}", "else:") repeat in code all the time
     assert not any(short.repeats(p) for p in ["else:\n", "    pass\n"] * 3)
+
+
+async def test_an_empty_array_is_taken_as_no_params(client: LanguageClient) -> None:
+    # Neovim encodes an empty Lua table `{}` as `[]`.
+    stats = await client.protocol.send_request_async("lowentropy/stats", [])
+    assert "tab" in (stats._asdict() if hasattr(stats, "_asdict") else stats)

@@ -82,8 +82,8 @@ def test_devset_deterministic_path() -> None:
             exact += 1
         else:
             wrong += 1
-    assert exact / len(devset()) >= 0.92
-    assert wrong <= 2
+    assert exact / len(devset()) >= 0.98
+    assert wrong == 0  # a wrong result passes verification: the file is corrupted silently
 
 
 @pytest.mark.parametrize(
@@ -357,3 +357,248 @@ def test_unified_diff_names_the_file() -> None:
     assert "-    if width < 0:\n+    if width <= 0:\n" in diff
     assert "No newline" in unified_diff("a\n", "b", "f.txt")
     assert unified_diff(ORIGINAL, ORIGINAL, "x.py") == ""
+
+
+# -- placement decides only on evidence, defers otherwise ---------------------------------
+TWIN_EXCEPTS = """def ratio(x):
+    try:
+        return x.as_integer_ratio()
+    except AttributeError:
+        pass
+    try:
+        return (x.numerator, x.denominator)
+    except AttributeError:
+        msg = f"can't convert {type(x).__name__}"
+        raise TypeError(msg)
+
+
+def other():
+    return 1
+"""
+
+
+def test_a_tie_inside_a_function_is_broken_by_the_lines_around_it() -> None:
+    """`except AttributeError:` is in the function twice; the nearest one (followed by `pass`)
+    used to win, and the renamed lines were added there, beside the ones they rename."""
+    sketch = (
+        "def ratio(x):\n    # ... existing code ...\n    except AttributeError:\n"
+        '        message = f"can\'t convert {type(x).__name__}"\n'
+        "        raise TypeError(message)\n\n# ... existing code ...\n"
+    )
+    plan = plan_apply(TWIN_EXCEPTS, sketch, language="python")
+    assert plan.result == TWIN_EXCEPTS.replace("msg = f", "message = f").replace(
+        "(msg)", "(message)"
+    )
+
+
+def test_a_tie_nothing_breaks_is_ambiguous() -> None:
+    original = "def f(xs):\n    t = 0\n    for x in xs:\n        t += x\n    for x in xs:\n"
+    original += "        t += x\n    return t\n"
+    sketch = "def f(xs):\n    # ...\n    for x in xs:\n        t += x * 2\n    # ...\n"
+    plan = plan_apply(original, sketch, language="python")
+    assert plan.result is None and plan.reason and "equally well at lines 3, 5" in plan.reason
+
+
+def test_verify_catches_changed_lines_added_beside_their_originals() -> None:
+    lines = TWIN_EXCEPTS.split("\n")
+    new = [
+        '        message = f"can\'t convert {type(x).__name__}"',
+        "        raise TypeError(message)",
+    ]
+    wrong = "\n".join(lines[:4] + new + lines[4:])
+    sketch = "    except AttributeError:\n" + "\n".join(new) + "\n    # ... existing code ...\n"
+    check = verify(TWIN_EXCEPTS, wrong, sketch, language="python")
+    assert not check.ok and check.reason and "rename 'msg' to 'message'" in check.reason
+    right = TWIN_EXCEPTS.replace("msg = f", "message = f").replace("(msg)", "(message)")
+    assert verify(TWIN_EXCEPTS, right, sketch, language="python").ok
+    # Renamed copies are fine when the sketch shows the lines they copy (or uses the old name).
+    copy = "\n".join(lines[:5] + new + lines[5:])
+    shown = "    # ...\n        pass\n" + "\n".join(new + lines[5:10]) + "\n    # ...\n"
+    assert verify(TWIN_EXCEPTS, copy, shown, language="python").ok
+
+
+def test_renamed_line_at_a_block_edge_changes_it_when_the_block_confirms() -> None:
+    original = (
+        "def auth(self):\n    code = self.send()\n    while code == 334:\n"
+        "        raise Loop(\n            'loop'\n            + repr((code, 1))\n        )\n"
+        "    if code in (235, 503):\n        return code\n    raise Failed(code)\n\n\n"
+        "def other():\n    return 2\n"
+    )
+    renamed = original.replace("code", "code_value").replace("code_value_", "code_")
+    sketch = (
+        "def auth(self):\n    # ... existing code ...\n            'loop'\n"
+        "            + repr((code_value, 1))\n        )\n    if code_value in (235, 503):\n"
+        "        return code_value\n    raise Failed(code_value)\n\n# ... existing code ...\n"
+    )
+    expected = original.replace("(code, 1)", "(code_value, 1)").replace(
+        "    if code in (235, 503):\n        return code\n    raise Failed(code)",
+        "    if code_value in (235, 503):\n        return code_value\n    raise Failed(code_value)",
+    )
+    assert renamed != expected  # the sketch leaves the top of the function alone
+    assert plan_apply(original, sketch, language="python").result == expected
+    # Nothing after the renamed line to confirm it: a change or an added line? Defer.
+    short = "def auth(self):\n    # ... existing code ...\n            'loop'\n"
+    short += "            + repr((code_value, 1))\n        # ... existing code ...\n"
+    plan = plan_apply(original, short, language="python")
+    assert plan.result is None and plan.reason and "may change original line 6" in plan.reason
+
+
+def test_a_similar_line_is_added_when_the_sketch_still_uses_the_old_name() -> None:
+    original = "class P:\n    def __init__(self, x, z):\n        self.x = x\n        self.z = z\n"
+    sketch = "class P:\n    def __init__(self, x, y, z):\n        self.x = x\n"
+    sketch += "        self.y = y\n        # ... existing code ...\n"
+    expected = original.replace("x, z)", "x, y, z)").replace(
+        "        self.z = z\n", "        self.y = y\n        self.z = z\n"
+    )
+    assert plan_apply(original, sketch, language="python").result == expected
+
+
+def test_typescript_marker_before_a_methods_closing_brace_keeps_it() -> None:
+    original = (
+        "export class Q {\n    constructor(private readonly limit: number) {\n"
+        '        if (limit < 1) {\n            throw new RangeError("limit");\n        }\n'
+        "    }\n\n    size(): number {\n        return 0;\n    }\n}\n"
+    )
+    sketch = (
+        "    constructor(private readonly limit: number) {\n        if (!(limit < 1)) {\n"
+        '            throw new RangeError("limit");\n        }\n    // ... existing code ...\n'
+    )
+    plan = plan_apply(original, sketch, language="typescript")
+    assert plan.result == original.replace("if (limit < 1)", "if (!(limit < 1))")
+
+
+def test_typescript_rename_inside_braces() -> None:
+    original = (
+        'export async function run(job: Job): Promise<string> {\n    let lastError = "";\n'
+        "    while (job.attempts < 3) {\n        try {\n            return await job.run();\n"
+        "        } catch (err) {\n            lastError = String(err);\n        }\n    }\n"
+        "    return lastError;\n}\n\nexport const other = 1;\n"
+    )
+    tail = (
+        "    // ... existing code ...\n        } catch (err) {\n"
+        "            lastErrorValue = String(err);\n        }\n    }\n    return lastErrorValue;\n"
+        "}\n\n// ... existing code ...\n"
+    )
+    head = 'export async function run(job: Job): Promise<string> {\n    let lastErrorValue = "";\n'
+    plan = plan_apply(
+        original, head + "    while (job.attempts < 3) {\n" + tail, language="typescript"
+    )
+    assert plan.result == original.replace("lastError", "lastErrorValue")
+    # The renamed declaration right before a marker: nothing in its block confirms it.
+    plan = plan_apply(original, head + tail, language="typescript")
+    assert plan.result is None and plan.reason and "may change original line 2" in plan.reason
+
+
+BLANKS = """def add(self, name):
+    tarinfo = self.gettarinfo(name)
+
+    # Change or exclude the TarInfo object.
+    if filter is not None:
+        tarinfo = filter(tarinfo)
+
+    # Append the header.
+    self.addfile(tarinfo)
+    return tarinfo
+
+
+def other():
+    return 1
+"""
+
+
+def test_blank_context_before_a_marker_deletes_when_nothing_else_changes() -> None:
+    sketch = "def add(self, name):\n    # ... existing code ...\n"
+    sketch += "    # Change or exclude the TarInfo object.\n\n    # ... existing code ...\n"
+    plan = plan_apply(BLANKS, sketch, language="python")
+    assert plan.result == BLANKS.replace(
+        "    if filter is not None:\n        tarinfo = filter(tarinfo)\n", ""
+    )
+
+
+def test_blank_context_stays_uncertain_when_the_definition_changes_elsewhere() -> None:
+    sketch = (
+        "def add(self, name):\n    # ... existing code ...\n"
+        "    # Change or exclude the TarInfo object.\n\n    # ... existing code ...\n"
+        "    self.addfile(tarinfo)\n    return (tarinfo, name)\n"
+    )
+    plan = plan_apply(BLANKS, sketch, language="python")
+    assert plan.result is None and plan.reason and "blank sketch line 4" in plan.reason
+
+
+def test_blank_after_a_signature_deletes_nothing() -> None:
+    sketch = "def add(self, name):\n\n    # ... existing code ...\n"
+    sketch += "\n\ndef other():\n    return 2\n"
+    plan = plan_apply(BLANKS, sketch, language="python")
+    assert plan.result is None and plan.reason and "blank sketch line 2" in plan.reason
+
+
+@pytest.mark.parametrize(
+    ("name", "original", "sketch", "expected"),
+    [
+        (
+            "a stub's `...` body is a marker: the new method's body is unknown",
+            "class R(Protocol):\n    def read(self) -> bytes:\n        ...\n",
+            "class R(Protocol):\n    def read(self) -> bytes:\n        ...\n\n"
+            "    def close(self) -> None:\n        ...\n",
+            None,
+        ),
+        (
+            "a stub's signature changes, its `...` body stays",
+            "class R(Protocol):\n    def read(self) -> bytes:\n        ...\n",
+            "    def read(self, n: int = -1) -> bytes:\n        ...\n",
+            "class R(Protocol):\n    def read(self, n: int = -1) -> bytes:\n        ...\n",
+        ),
+        (
+            "`pass  # unchanged` as a body may be a placeholder",
+            "def a():\n    x = 1\n    return x\n\n\ndef b():\n    return 2\n",
+            "def a():\n    pass  # unchanged\n\n\ndef b():\n    return 3\n",
+            None,
+        ),
+        (
+            "`pass  # unchanged` that the original has is code",
+            "def a(v):\n    if v:\n        pass  # unchanged\n    v = 2\n    return v\n",
+            "def a(v):\n    if v:\n        pass  # unchanged\n    v = 3\n    return v\n",
+            "def a(v):\n    if v:\n        pass  # unchanged\n    v = 3\n    return v\n",
+        ),
+        (
+            "context lines that are in two functions, no header",
+            "def a(xs):\n    r = []\n    r.append(xs)\n    return r\n\n\n"
+            "def b(xs):\n    r = []\n    r.append(xs)\n    return r\n",
+            "    r = []\n    r.append(xs * 2)\n    return r\n",
+            None,
+        ),
+        (
+            "context lines that are in two functions, the header decides",
+            "def a(xs):\n    r = []\n    r.append(xs)\n    return r\n\n\n"
+            "def b(xs):\n    r = []\n    r.append(xs)\n    return r\n",
+            "# ... existing code ...\ndef b(xs):\n    r = []\n"
+            "    r.append(xs * 2)\n    # ... existing code ...\n",
+            "def a(xs):\n    r = []\n    r.append(xs)\n    return r\n\n\n"
+            "def b(xs):\n    r = []\n    r.append(xs * 2)\n    return r\n",
+        ),
+        (
+            "renamed lines whose originals are in two functions",
+            "def p(x):\n    try:\n        return x.a\n    except KeyError:\n        msg = 'no'\n"
+            "        raise TypeError(msg)\n\n\ndef q(x):\n    try:\n        return x.b\n"
+            "    except KeyError:\n        msg = 'no'\n        raise TypeError(msg)\n",
+            "    except KeyError:\n        message = 'no'\n        raise TypeError(message)\n",
+            None,
+        ),
+        (
+            "a body block under a signature that occurs twice: the body decides",
+            "class A:\n    def run(self):\n        self.start()\n        return 1\n\n\n"
+            "class B:\n    def run(self):\n        self.stop()\n        return 2\n",
+            "    def run(self):\n        # ... existing code ...\n        self.stop()\n"
+            "        return 3\n",
+            "class A:\n    def run(self):\n        self.start()\n        return 1\n\n\n"
+            "class B:\n    def run(self):\n        self.stop()\n        return 3\n",
+        ),
+    ],
+)
+def test_adversarial_sketches_are_exact_or_deferred(
+    name: str, original: str, sketch: str, expected: str | None
+) -> None:
+    plan = plan_apply(original, sketch, language="python")
+    assert plan.result == expected, name
+    if expected is None:
+        assert plan.reason and plan.regions, name  # deferred to the model, not refused

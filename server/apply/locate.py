@@ -4,16 +4,25 @@ The sketch is cut at its markers into blocks. Each block is placed in order,
 after the previous one, by chaining its distinctive lines (exact matches of the
 stripped line, or a definition header by name when the signature changed) into
 the best monotone chain: matched lines score, gaps that a block's contiguity
-does not explain cost. Ties for the first placed block are carried forward
-(later blocks usually decide); ties later go to the nearest place. Inside a
-chain, gaps are aligned with difflib; at a block's edges, matching continues
-line by line, then a changed line replaces its neighbour when both start the
-same way (same assignment target, keyword, call or definition name).
+does not explain cost. Tied chains are all carried forward, for any block:
+later blocks, or the lines around the tied places (how many of the block's
+lines each explains), usually decide; a tie that remains is `ambiguous`. Only a
+block placed by short lines alone (`}` at its depth) takes the nearest place.
+Inside a chain, gaps are aligned with difflib; at a block's edges, matching
+continues line by line, then a changed line replaces its neighbour when both
+start the same way (same assignment target, keyword, call or definition name),
+or when it is the original line with one name renamed and the rest of the
+block confirms the pairing line for line (otherwise it is `uncertain`).
 
 A block whose lines sit deeper than some earlier sketch line must fall inside
-the original block of that line (a body stays in its function). A definition
-given whole (header, body, no marker inside) replaces the original definition
-whole, so lines the sketch dropped from its end are deleted.
+the original block of that line (a body stays in its function); when it fits
+nowhere there it may go beyond, at a small cost. A definition given whole
+(header, body, no marker inside; in a braced language, its own closing line)
+replaces the original definition whole, so lines the sketch dropped from its
+end are deleted. Blank lines at a block's edge next to a marker, facing code,
+are reported with their deletion reading (`blank_edges`) for the caller to
+settle. New code lines ending in an elision comment (`pass  # unchanged`) are
+`uncertain`: placeholders as often as code.
 
 Whatever cannot be placed for certain is reported (`ambiguous`, `unplaced`,
 `uncertain`): the caller then hands those regions to the apply model.
@@ -27,11 +36,11 @@ import re
 
 import attrs
 
-from .sketch import Sketch
+from .sketch import Sketch, elision_comment
 from .syntax import Definition, header_name
 from .text import Reindent, indent_style, indent_width
 
-__all__ = ["Block", "Pair", "Placement", "place"]
+__all__ = ["BlankEdge", "Block", "Pair", "Placement", "place"]
 
 # Lines too common or too short to place anything on their own.
 _TRIVIAL = frozenset(
@@ -45,6 +54,8 @@ _TRIVIAL = frozenset(
 _MAX_OCCURRENCES = 40  # a line found more often than this in range is no anchor
 _TIE = 1e-6
 _BEAM = 6
+_MAX_TIED = 64  # tied placements followed at most (the rest are cut, and reported as ties)
+_ESCAPE = 0.1  # a block found outside the definition its indentation puts it in
 _SKIP = 12  # new lines looked past at a block's edge
 _BY_NAME = 2  # seed kinds: 0 same line, 1 same line at another depth, 2 header by name
 _WEIGHTS = (1.0, 0.8, 0.9)
@@ -59,6 +70,18 @@ _ASSIGN = re.compile(
 )
 _CALL = re.compile(r"^(?:await\s+)?([\w.]+)\s*\(")
 _IMPORT = re.compile(r"^(?:from\s+(\S+)\s+)?import\s+(\S+)")
+_TOKEN = re.compile(r"[A-Za-z_$][\w$]*|\d[\w.]*|\S")
+_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+_KEYWORDS = frozenset(
+    {
+        "and", "as", "assert", "async", "await", "break", "case", "catch", "class", "const",
+        "continue", "def", "default", "del", "do", "elif", "else", "except", "export", "false",
+        "False", "finally", "for", "from", "func", "function", "if", "import", "in", "is",
+        "lambda", "let", "match", "new", "None", "nonlocal", "not", "null", "or", "pass",
+        "raise", "return", "self", "static", "switch", "this", "throw", "true", "True", "try",
+        "typeof", "undefined", "var", "void", "while", "with", "yield",
+    }
+)  # fmt: skip
 
 
 @attrs.frozen
@@ -83,6 +106,21 @@ class Block:
 
 
 @attrs.frozen
+class BlankEdge:
+    """Blank sketch lines at a block's edge, next to a marker, facing code. Either they mean
+    nothing (a blank before the marker) or they are context that deletes the code up to the
+    original's next blank line. `reason`: the doubt as reported; `blanks`: the sketch lines;
+    `pairs`: them paired with the original's blank lines (the deletion reading); `deleted`:
+    original lines [a, b) that reading deletes; `block`: the block's index."""
+
+    reason: str
+    blanks: tuple[int, ...]
+    pairs: tuple[Pair, ...]
+    deleted: tuple[int, int]
+    block: int
+
+
+@attrs.frozen
 class Placement:
     blocks: tuple[Block, ...]
     spans: tuple[tuple[int, int] | None, ...]  # per block: original lines it touches
@@ -93,6 +131,7 @@ class Placement:
     unplaced: tuple[int, ...]  # block indices
     uncertain: tuple[str, ...]
     candidates: tuple[tuple[int, int], ...]  # spans of every tied placement, when ambiguous
+    blank_edges: tuple[BlankEdge, ...] = ()  # doubts (also in `uncertain`) a caller may settle
 
     @property
     def certain(self) -> bool:
@@ -101,6 +140,31 @@ class Placement:
 
 def _trivial(key: str) -> bool:
     return len(key) < 3 or key in _TRIVIAL or not any(ch.isalnum() for ch in key)
+
+
+def renamed(new: str, old: str) -> tuple[str, str] | None:
+    """(old name, new name) when line `new` is line `old` with one identifier renamed
+    (every occurrence, at least two other tokens shared), else None."""
+    a, b = _TOKEN.findall(old), _TOKEN.findall(new)
+    if len(a) != len(b) or len(a) < 3:
+        return None
+    pair: tuple[str, str] | None = None
+    for x, y in zip(a, b, strict=True):
+        if x == y:
+            continue
+        if not (_IDENT.fullmatch(x) and _IDENT.fullmatch(y)) or x in _KEYWORDS or y in _KEYWORDS:
+            return None
+        if pair is not None and pair != (x, y):
+            return None
+        pair = (x, y)
+    if pair is None or pair[0] in b:  # nothing renamed, or the old name is still there
+        return None
+    return pair
+
+
+def _first_difference(a: list[int], b: list[int]) -> int:
+    common = min(len(a), len(b))
+    return next((n for n in range(common) if a[n] != b[n]), common)
 
 
 def head(line: str) -> tuple[str, ...] | None:
@@ -155,12 +219,14 @@ def _blocks(sketch: Sketch) -> tuple[list[Block], set[int]]:
 @attrs.define
 class _State:
     score: float
+    evidence: int  # sketch lines the placed blocks explain (ties between equal chains)
     lo: int
     pairs: list[Pair]
     spans: list[tuple[int, int] | None]
     unplaced: list[int]
     uncertain: list[str]
     choices: list[int]  # first line of each placed block, to tell tied states apart
+    blank_edges: list[BlankEdge] = attrs.Factory(list)
 
 
 class _Locator:
@@ -178,6 +244,9 @@ class _Locator:
         self.bounds = bounds
         self.okeys = [line.strip() for line in original]
         self.skeys = [line.text.strip() for line in sketch.lines]
+        self.snames = {
+            name for line in sketch.lines if not line.marker for name in _IDENT.findall(line.text)
+        }
         self.occ: dict[str, list[int]] = {}
         for j, key in enumerate(self.okeys):
             if bounds[0] <= j < bounds[1]:
@@ -321,11 +390,11 @@ class _Locator:
         self, block: Block, lo: int, hi: int, trivial: bool
     ) -> list[tuple[float, list[tuple[int, int, int]]]]:
         seeds = self._seeds(block, lo, hi, trivial)
-        found = []
-        for _ in range(_BEAM):
-            if not seeds:
-                break
+        found: list[tuple[float, list[tuple[int, int, int]]]] = []
+        while seeds:
             score, chain = self._chain(seeds)
+            if len(found) >= _BEAM and (len(found) >= _MAX_TIED or score < found[0][0] - _TIE):
+                break  # beyond the beam, only chains tied with the first are worth having
             found.append((score, chain))
             first, last = chain[0][1], chain[-1][1]
             seeds = [s for s in seeds if not first <= s[1] <= last]
@@ -345,10 +414,11 @@ class _Locator:
         return i + 1
 
     def _expand(
-        self, block: Block, chain: list[tuple[int, int, int]], lo: int, hi: int
-    ) -> tuple[list[Pair], list[str]]:
+        self, block: Block, chain: list[tuple[int, int, int]], lo: int, hi: int, index: int = 0
+    ) -> tuple[list[Pair], list[str], list[BlankEdge]]:
         pairs: list[Pair] = []
         uncertain: list[str] = []
+        edges: list[BlankEdge] = []
         taken_s: set[int] = set()
         for i, j, kind in chain:
             if i in taken_s:
@@ -392,6 +462,8 @@ class _Locator:
         filled.sort(key=lambda p: p.s0)
         # Extend outwards line by line, then by heads.
         first, last = filled[0], filled[-1]
+        code = [k for k in block.lines if self.skeys[k]]
+        first_code, last_code = code[0], code[-1]
         leading: list[Pair] = []
         i, j = first.s0 - 1, first.o0 - 1
         while i >= block.lines[0] and j >= lo:
@@ -409,11 +481,19 @@ class _Locator:
                 ),
                 None,
             )
-            if back is None:
+            if back is not None:
+                i = back
+            elif self._changes(i, j, -1, first_code, lo, hi):
+                leading.append(Pair(i, i + 1, j, j + 1, False))
+                i, j = i - 1, j - 1
+            else:
                 break
-            i = back
         if j >= 0 and self._stray_blanks(range(block.lines[0], i + 1), j):
-            uncertain.append(f"blank sketch line {i + 1} stands where original line {j + 1} is")
+            reason = f"blank sketch line {i + 1} stands where original line {j + 1} is"
+            uncertain.append(reason)
+            if block.marker_before:
+                edge = self._blank_edge(reason, range(block.lines[0], i + 1), j, -1, lo, hi)
+                edges.extend([attrs.evolve(edge, block=index)] if edge else [])
         if i >= block.lines[0] and j >= lo and self._doubtful(i, j):
             uncertain.append(f"sketch line {i + 1} may change original line {j + 1} or add a line")
         trailing: list[Pair] = []
@@ -430,11 +510,19 @@ class _Locator:
                 (k for k in range(i + 1, min(block.lines[-1], i + _SKIP) + 1) if self.same(k, j)),
                 None,
             )
-            if ahead is None:
+            if ahead is not None:
+                i = ahead
+            elif self._changes(i, j, 1, last_code, lo, hi):
+                trailing.append(Pair(i, i + 1, j, j + 1, False))
+                i, j = i + 1, j + 1
+            else:
                 break
-            i = ahead
         if self._stray_blanks(range(i, block.lines[-1] + 1), j):
-            uncertain.append(f"blank sketch line {i + 1} stands where original line {j + 1} is")
+            reason = f"blank sketch line {i + 1} stands where original line {j + 1} is"
+            uncertain.append(reason)
+            if block.marker_after:
+                edge = self._blank_edge(reason, range(i, block.lines[-1] + 1), j, 1, lo, hi)
+                edges.extend([attrs.evolve(edge, block=index)] if edge else [])
         rest = self._rest_of_scope(block, i, j, hi)
         trailing.extend(
             Pair(k, k + 1, j + (k - i), j + (k - i) + 1, False) for k in range(i, i + rest)
@@ -442,7 +530,42 @@ class _Locator:
         i, j = i + rest, j + rest
         if i <= block.lines[-1] and j < hi and self._doubtful(i, j):
             uncertain.append(f"sketch line {i + 1} may change original line {j + 1} or add a line")
-        return list(reversed(leading)) + filled + trailing, uncertain
+        return list(reversed(leading)) + filled + trailing, uncertain, edges
+
+    def _blank_edge(
+        self, reason: str, blanks: range, j: int, step: int, lo: int, hi: int
+    ) -> BlankEdge | None:
+        """The deletion reading of blank sketch lines facing code at original line j (after the
+        block's last line: step 1; before its first: step -1): the code from j to the nearest
+        blank line goes, when it is whole statements (brackets balanced, j's stretch no deeper
+        than its first line, the code beyond it no deeper either) and the blanks pair with the
+        original's blank lines."""
+        n = len(blanks)
+        stop = min(hi + 1, len(self.okeys), j + _SKIP + 1) if step > 0 else max(lo, j - _SKIP) - 1
+        blank = next((k for k in range(j, stop, step) if not self.okeys[k]), None)
+        if blank is None:
+            return None
+        near = range(blank, blank + n) if step > 0 else range(blank - n + 1, blank + 1)
+        if near[0] < lo or near[-1] >= len(self.okeys) or any(self.okeys[k] for k in near):
+            return None
+        a, b = (j, blank) if step > 0 else (blank + 1, j + 1)
+        code = [k for k in range(a, b) if self.okeys[k]]
+        widths = [self._width_o(k) for k in code]
+        text = "".join(self.okeys[k] for k in code)
+        if min(widths) < widths[0] or sum(text.count(c) for c in "([{") != sum(
+            text.count(c) for c in ")]}"
+        ):
+            return None
+        # The code on either side of the stretch is no shallower (then the stretch would open
+        # a body, as after a signature) and no deeper (then it would close one).
+        before = next((k for k in range(a - 1, -1, -1) if self.okeys[k]), None)
+        if before is not None and self._width_o(before) < widths[0]:
+            return None
+        beyond = next((k for k in range(b, len(self.okeys)) if self.okeys[k]), None)
+        if beyond is not None and self._width_o(beyond) > widths[0]:
+            return None
+        pairs = tuple(Pair(s, s + 1, o, o + 1, True) for s, o in zip(blanks, near, strict=True))
+        return BlankEdge(reason=reason, blanks=tuple(blanks), pairs=pairs, deleted=(a, b), block=0)
 
     def _stray_blanks(self, rest: range, j: int) -> bool:
         """Only blank lines left at a block's edge, facing code: a deletion, or nothing? Unsure."""
@@ -491,13 +614,59 @@ class _Locator:
         h = head(self.sketch.lines[i].text)
         return h is not None and h == head(self.orig[j])
 
+    def _renamed(self, i: int, j: int) -> tuple[str, str] | None:
+        """Sketch line i is original line j with one name renamed, and the sketch uses the old
+        name nowhere (where it still does, the line is more likely a new, similar one)."""
+        pair = renamed(self.skeys[i], self.okeys[j])
+        return pair if pair is not None and pair[0] not in self.snames else None
+
     def _doubtful(self, i: int, j: int) -> bool:
         a, b = self.skeys[i], self.okeys[j]
         if not a or not b or _trivial(a):
             return False
+        if self._renamed(i, j) is not None:
+            return True  # a renamed line is a changed line as often as a new one
         if head(self.sketch.lines[i].text) is not None and head(self.orig[j]) is not None:
             return False  # different heads: a new line, for sure
         return difflib.SequenceMatcher(None, a, b).ratio() >= 0.75
+
+    def _changes(self, i: int, j: int, step: int, stop: int, lo: int, hi: int) -> bool:
+        """At a block's edge, sketch line i faces original line j, which it resembles (renamed,
+        or close) without being it: whether i changes j rather than adds a line. Yes when the
+        rest of the block (to sketch line `stop`) then pairs with the original line for line,
+        confirmed by at least one line (the same, or renamed alike), and no when reading i as a
+        new line explains the rest as well."""
+        if not (lo <= j < hi) or (stop - i) * step <= 0 or not self._doubtful(i, j):
+            return False
+        pair = self._renamed(i, j)
+        if self._walk(i + step, j + step, step, stop, (lo, hi), pair) <= 0:
+            return False
+        return self._walk(i + step, j, step, stop, (lo, hi), pair) <= 0
+
+    def _walk(
+        self,
+        i: int,
+        j: int,
+        step: int,
+        stop: int,
+        span: tuple[int, int],
+        pair: tuple[str, str] | None,
+    ) -> int:
+        """Sketch lines i..stop against original lines j.. (both moving by `step`): -1 when one
+        of them is neither the same line, nor the same head, nor renamed by `pair`; otherwise
+        how many confirm the pairing (non-trivial lines the same, or renamed by `pair`)."""
+        confirmed = 0
+        while (stop - i) * step >= 0:
+            if not span[0] <= j < span[1]:
+                return -1
+            if self.same(i, j):
+                confirmed += int(bool(self.skeys[i]) and not _trivial(self.skeys[i]))
+            elif pair is not None and self._renamed(i, j) == pair:
+                confirmed += 1
+            elif not self._replaces(i, j):
+                return -1
+            i, j = i + step, j + step
+        return confirmed
 
     # -- whole definitions ---------------------------------------------------------------
     def _def_tails(self, pairs: list[Pair]) -> tuple[list[Pair], list[str]]:
@@ -512,6 +681,7 @@ class _Locator:
             h = indent_width(self.sketch.lines[pair.s0].text, tab)
             last_body = None
             complete = True
+            closed = False  # the sketch's closing line at the header's depth
             for i in range(pair.s1, len(self.sketch.lines)):
                 line = self.sketch.lines[i]
                 width = indent_width(line.text, tab)
@@ -523,13 +693,19 @@ class _Locator:
                 if width <= h:
                     if width == h and self.skeys[i][:1] in ("}", ")", "]"):
                         last_body = i
+                        closed = True
                     break
                 last_body = i
             if not complete or last_body is None:
                 continue
             closing = self.okeys[d.end - 1]
-            if closing[:1] in ("}", ")", "]") and self.skeys[last_body][:1] != closing[:1]:
-                continue  # a braced definition is whole only with its closing line
+            if closing[:1] in ("}", ")", "]"):
+                # A braced definition is whole only with its own closing line: a `}` deeper
+                # than the header closes an inner block, and a marker at the header's depth
+                # stands for the closing line among the rest.
+                braced = self._width_o(d.end - 1) == self._width_o(d.header)
+                if (braced and not closed) or self.skeys[last_body][:1] != closing[:1]:
+                    continue
             covered = [p for p in pairs if p.s0 <= last_body]
             later = [p for p in pairs if p.s0 > last_body]
             done = max(p.o1 for p in covered)
@@ -546,21 +722,23 @@ class _Locator:
     # -- search --------------------------------------------------------------------------
     def run(self) -> Placement:
         blocks, ignored = _blocks(self.sketch)
-        states = [_State(0.0, self.bounds[0], [], [], [], [], [])]
+        states = [_State(0.0, 0, self.bounds[0], [], [], [], [], [])]
         for b, block in enumerate(blocks):
             grown: list[_State] = []
             for state in states:
                 grown.extend(self._grow(state, b, block))
-            grown.sort(key=lambda s: -s.score)
-            states = grown[:_BEAM]
+            grown.sort(key=lambda s: (-s.score, -s.evidence))
+            top = grown[0] if grown else None
+            level = sum(1 for s in grown if top is not None and self._tied(s, top))
+            states = grown[: max(_BEAM, min(level, _MAX_TIED))]
         best = states[0]
-        tied = [
-            s for s in states if abs(s.score - best.score) <= _TIE and s.choices != best.choices
-        ]
+        tied = [s for s in states if self._tied(s, best) and s.choices != best.choices]
         ambiguous: list[str] = []
         candidates: list[tuple[int, int]] = []
         if tied:
-            lines = sorted({s.choices[0] + 1 for s in [best, *tied] if s.choices})
+            # Name the places of the first block whose placement the tied states disagree on.
+            k = min(_first_difference(s.choices, best.choices) for s in tied)
+            lines = sorted({s.choices[k] + 1 for s in [best, *tied] if len(s.choices) > k})
             ambiguous.append("the sketch fits equally well at lines " + ", ".join(map(str, lines)))
             for s in [best, *tied]:
                 candidates.extend(span for span in s.spans if span is not None)
@@ -578,6 +756,7 @@ class _Locator:
                     spans[b] = (span[0], max(span[1], tail.o1))
         unplaced = list(best.unplaced)
         self._append_new(blocks, spans, unplaced, pairs)
+        notes.extend(self._placeholders(pairs))
         return Placement(
             blocks=tuple(blocks),
             spans=tuple(spans),
@@ -588,7 +767,22 @@ class _Locator:
             unplaced=tuple(unplaced),
             uncertain=tuple(best.uncertain + notes),
             candidates=tuple(candidates),
+            blank_edges=tuple(best.blank_edges),
         )
+
+    def _placeholders(self, pairs: list[Pair]) -> list[str]:
+        """New code lines ending in an elision comment (`pass  # unchanged`): placeholders for
+        the original code as likely as code, so not for the deterministic path to decide."""
+        exact = {p.s0 for p in pairs if p.exact}
+        return [
+            f"sketch line {i + 1} ({self.skeys[i][:40]!r}) may stand for unchanged code"
+            for i, line in enumerate(self.sketch.lines)
+            if not line.marker and i not in exact and elision_comment(line.text)
+        ]
+
+    @staticmethod
+    def _tied(a: _State, b: _State) -> bool:
+        return abs(a.score - b.score) <= _TIE and a.evidence == b.evidence
 
     def _append_new(
         self,
@@ -621,11 +815,14 @@ class _Locator:
                 hi = min(hi, self._extent(anchor.o0))
         anchored = bool(state.choices)
         found = self._candidates(block, lo, hi, anchored)
+        penalty = 0.0
         if not found and hi < self.bounds[1]:
             # The sketch's indentation can mislead across a marker (a method after a function's
-            # elided tail): look beyond the owner's end rather than give up.
+            # elided tail): look beyond the owner's end rather than give up, but prefer a
+            # placement where the block does sit in its owner.
             hi = self.bounds[1]
             found = self._candidates(block, lo, hi, anchored)
+            penalty = _ESCAPE
         if not found:
             return [
                 attrs.evolve(
@@ -636,21 +833,26 @@ class _Locator:
                 )
             ]
         top = found[0][0]
+        # Equal chains are all followed (later blocks, or the lines around them, may decide);
+        # taking the nearest of equals would be a guess, except for a block placed by short
+        # lines alone (`}`, `pass` at their depth) after an anchored one: the nearest closes it.
         tied = [c for c in found if c[0] >= top - _TIE]
-        if state.choices:
-            tied = tied[:1]  # after an earlier block, the nearest of equals
+        if state.choices and all(_trivial(self.skeys[i]) for c in tied for i, _, _ in c[1]):
+            tied = tied[:1]
         out = []
         for score, chain in tied:
-            pairs, uncertain = self._expand(block, chain, lo, hi)
+            pairs, uncertain, edges = self._expand(block, chain, lo, hi, b)
             span = (min(p.o0 for p in pairs), max(p.o1 for p in pairs))
             out.append(
                 _State(
-                    score=state.score + score,
+                    score=state.score + score - penalty,
+                    evidence=state.evidence + sum(p.s1 - p.s0 for p in pairs),
                     lo=span[1],
                     pairs=[*state.pairs, *pairs],
                     spans=[*state.spans, span],
                     unplaced=list(state.unplaced),
                     uncertain=state.uncertain + uncertain,
+                    blank_edges=state.blank_edges + edges,
                     choices=[*state.choices, chain[0][1]],
                 )
             )

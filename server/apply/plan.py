@@ -1,7 +1,9 @@
 """`plan_apply`: the deterministic result when placement is certain, else the regions for the model.
 
 Steps: parse the sketch → (no markers and a selection: the sketch replaces the
-selection) → place its blocks → if every block is placed for certain, merge and
+selection) → place its blocks → settle blank lines at a block's edge (context for a
+deletion when reading them as nothing would leave their definition untouched)
+→ if every block is placed for certain, merge and
 verify; the plan then carries the result and the touched regions with their new
 text. Otherwise each block's region, widened to its enclosing definition, goes
 to the apply model with the part of the sketch that belongs to it.
@@ -158,6 +160,66 @@ def _replace_selection(
     return ApplyPlan(result=result, regions=(region,))
 
 
+def _untouched(merged: Merged, scope: tuple[int, int]) -> bool:
+    """Whether original lines [a, b) come through the merge unchanged, nothing new inside or
+    right around them."""
+    a, b = scope
+    where = {src: k for k, src in enumerate(merged.source) if src is not None}
+    if b <= a or any(j not in where for j in range(a, b)):
+        return False
+    first, last = where[a], where[b - 1]
+    if last - first != b - 1 - a:
+        return False
+    return (first == 0 or merged.source[first - 1] is not None) and (
+        last + 1 == len(merged.source) or merged.source[last + 1] is not None
+    )
+
+
+def _settle_blank_edges(
+    lines: Lines, sketch: Sketch, placement: Placement, defs: list[Definition]
+) -> Placement:
+    """Blank sketch lines next to a marker, facing code, are either nothing or context that
+    deletes the code up to the original's blank line. When reading them as nothing leaves the
+    definition around that code untouched, the sketch would change nothing there, yet it shows
+    that spot: the deletion it is."""
+    if placement.ambiguous or placement.unplaced or not placement.blank_edges:
+        return placement
+    blanks = {k for edge in placement.blank_edges for k in edge.blanks}
+    quiet = attrs.evolve(placement, ignored=placement.ignored | blanks)
+    try:
+        merged = merge(lines, sketch, quiet)
+    except ValueError:
+        return placement
+    settled = []
+    for edge in placement.blank_edges:
+        a, b = edge.deleted
+        holding = [d for d in defs if d.start <= a and b <= d.end]
+        inner = min(holding, key=lambda d: d.end - d.start, default=None)
+        scope = (inner.start, inner.end) if inner else (0, len(lines.text))
+        if _untouched(merged, scope):
+            settled.append(edge)
+    if not settled:
+        return placement
+    uncertain = list(placement.uncertain)
+    spans = list(placement.spans)
+    pairs = list(placement.pairs)
+    for edge in settled:
+        uncertain.remove(edge.reason)
+        pairs.extend(edge.pairs)
+        span = spans[edge.block]
+        if span is not None:
+            los = [p.o0 for p in edge.pairs] + [edge.deleted[0]]
+            his = [p.o1 for p in edge.pairs] + [edge.deleted[1]]
+            spans[edge.block] = (min(span[0], *los), max(span[1], *his))
+    return attrs.evolve(
+        placement,
+        pairs=tuple(sorted(pairs, key=lambda p: (p.s0, p.s1 - p.s0, p.o0))),
+        spans=tuple(spans),
+        uncertain=tuple(uncertain),
+        blank_edges=tuple(e for e in placement.blank_edges if e not in settled),
+    )
+
+
 def _region_new_text(result: str, lines: Lines, start: int, end: int) -> str:
     new = split_lines(result)
     tail = len(lines.text) - end
@@ -186,6 +248,7 @@ def plan_apply(
     defs = definitions(original, lines.text, language)
     bounds = (0, len(lines.text)) if selection is None else (selection[0], selection[1])
     placement = place(lines.text, parsed, defs, language=language, bounds=bounds)
+    placement = _settle_blank_edges(lines, parsed, placement, defs)
     if all(span is None for span in placement.spans):
         sample = next(
             line.text.strip() for line in parsed.lines if line.text.strip() and not line.marker

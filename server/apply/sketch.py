@@ -7,6 +7,10 @@ or a bare `...`. A comment without an ellipsis counts only when its wording is
 unmistakable and it is not a line of the original file (a real comment such as
 `# the rest of the header` is kept as code). A bare `...` is always a marker,
 even in Python where it is also a statement: sketches use it far more often.
+
+A code line that ends in such a comment (`pass  # unchanged`, `return x  // ... rest`) is
+code, but it may well be a placeholder: `elision_comment` tells, and the caller does not
+decide such a line alone.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import re
 
 import attrs
 
-__all__ = ["Sketch", "SketchLine", "is_marker", "parse_sketch"]
+__all__ = ["Sketch", "SketchLine", "elision_comment", "is_marker", "parse_sketch"]
 
 _COMMENT = re.compile(
     r"^\s*(?:\{/\*+|/\*+|<!--|//+|#+|--+|;+|%+)\s*(?P<body>.*?)\s*(?:\*+/\}?|-->|--+)?\s*$"
 )
+_TRAILING = re.compile(r"\S\s+(?P<comment>(?:#|//|/\*|<!--|--)\s*\S.*)$")
 _DOTS = re.compile(r"\.\s?\.\s?\.|…")
 _BARE = re.compile(r"^\s*(?:\.\s?\.\s?\.|…)\s*[,;]?\s*$")
 _FENCE = re.compile(r"^\s*```[\w+#.-]*\s*$")
@@ -81,6 +86,14 @@ def is_marker(line: str, original_lines: frozenset[str] = frozenset()) -> bool:
     if len(words.split()) > 8 or line.strip() in original_lines:
         return False
     return _STRICT.fullmatch(words) is not None
+
+
+def elision_comment(line: str) -> bool:
+    """Whether a code line ends in a comment that reads as an elision marker."""
+    if not line.strip() or is_marker(line):
+        return False
+    match = _TRAILING.search(line)
+    return match is not None and is_marker(match.group("comment"))
 
 
 def _strip_fence(lines: list[str]) -> list[str]:

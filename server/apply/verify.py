@@ -8,20 +8,26 @@ Checks, in order (the first failure is the reason):
 4. every non-marker sketch line is in the result, in order (compared stripped, so modulo
    the re-indentation applied);
 5. new lines are indented in the file's style (tabs or spaces);
-6. tree-sitter finds no ERROR or MISSING node the original did not have (counted over the
+6. no changed line was added beside the line it changes: two or more new lines that are kept
+   lines of the same definition with one name renamed (the same rename each time), while the
+   sketch shows neither those kept lines nor the old name (a rename put next to its lines
+   instead of over them, which every other check lets through);
+7. tree-sitter finds no ERROR or MISSING node the original did not have (counted over the
    whole file and over the changed stretch, so an existing error elsewhere is no excuse).
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 
 import attrs
 
+from .locate import renamed
 from .merge import Region
 from .sketch import parse_sketch
-from .syntax import parse, syntax_errors
+from .syntax import definitions, parse, syntax_errors
 from .text import Lines, indent_style, split_lines
 
 __all__ = ["Verification", "verify"]
@@ -146,6 +152,52 @@ def _indentation(old: Lines, new: Lines) -> str | None:
     return None
 
 
+_NAME = re.compile(r"[A-Za-z_$][\w$]*")
+_WINDOW = 60  # lines searched either side of a new line outside any definition
+
+
+def _renames_beside(
+    old: Lines, new: Lines, result: str, sketch: str, original: str, language: str | None
+) -> str | None:
+    added = _added(old, new)
+    if not added:
+        return None
+    literal = [
+        line.text.strip()
+        for line in parse_sketch(sketch, original).lines
+        if not line.marker and line.text.strip()
+    ]
+    shown = set(literal)
+    names = {name for line in literal for name in _NAME.findall(line)}
+    fresh = set(added)
+    defs = definitions(result, new.text, language)
+    twins: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for k in added:
+        text = new.text[k].strip()
+        if not text:
+            continue
+        holding = [d for d in defs if d.start <= k < d.end]
+        inner = min(holding, key=lambda d: d.end - d.start, default=None)
+        a, b = (inner.start, inner.end) if inner else (k - _WINDOW, k + _WINDOW + 1)
+        for m in range(max(0, a), min(len(new.text), b)):
+            kept = new.text[m].strip()
+            if m in fresh or not kept or kept in shown:
+                continue
+            pair = renamed(text, kept)
+            if pair is not None and pair[0] not in names:
+                twins.setdefault(pair, []).append((k, m))
+    for (was, now), found in twins.items():
+        news = sorted({k for k, _ in found})
+        olds = sorted({m for _, m in found})
+        if len(news) >= 2 and len(olds) >= 2:
+            return (
+                f"result lines {news[0] + 1} and {news[1] + 1} rename {was!r} to {now!r} beside "
+                f"lines {olds[0] + 1} and {olds[1] + 1}, which still use {was!r}: the changed "
+                "lines were added next to the lines they change"
+            )
+    return None
+
+
 def _syntax(original: str, result: str, old: Lines, new: Lines, language: str | None) -> str | None:
     before, after = parse(original, language), parse(result, language)
     if before is None or after is None:
@@ -181,6 +233,7 @@ def verify(
         ),
         lambda: _sketch_in_order(new, sketch, original),
         lambda: _indentation(old, new),
+        lambda: _renames_beside(old, new, result, sketch, original, language),
         lambda: _syntax(original, result, old, new, language),
     )
     for check in checks:

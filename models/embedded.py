@@ -14,6 +14,20 @@ close their handles independently.
 KV-cache reuse: llama.cpp keeps the tokens it has evaluated; a new prompt
 only evaluates what follows the longest prefix it shares with them. `warm()`
 evaluates a prefix ahead of time so the next completion only prefills the rest.
+
+Speculative edits: a request with a `prediction` (apply: the original code)
+and greedy decoding drafts the prediction's tokens from the point the output
+has reached in it, verifies a draft in one forward pass (logits only at the
+batch's positions, not `logits_all`'s n_ctx x n_vocab buffer), keeps the
+agreeing prefix plus the model's own token at the first disagreement, and
+drops the rest from the KV cache. Drafting is adaptive: it starts only once
+the output has agreed with the prediction for a few tokens in a row (checked
+for free while decoding plainly), the draft length follows the length of that
+agreement, and any disagreement goes back to plain decoding. The output is
+the greedy output; only batched and one-by-one evaluation may differ in a rare
+argmax. `stream_completion`/`stream_chat` return an `EngineStream` whose
+`stats` (a `GenerationStats`) count tokens, proposed and accepted draft tokens
+and forward passes for that one generation.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ import contextlib
 import os
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -56,6 +71,16 @@ FIM_TOKEN_CANDIDATES: tuple[str, ...] = (
 # stops within ~0.5 s of prefill on 2 cores, large enough to batch well.
 PREFILL_CHUNK = 256
 
+# Speculative edits. On CPU a verify batch costs far more than one token when
+# short (measured on 2 cores: 9 tokens ~4x one decode step, 65 tokens ~25x),
+# so drafting waits for a run of agreement and drafts at least SPEC_MIN_DRAFT.
+SPEC_MIN_STREAK = 4  # tokens in a row that matched the prediction before drafting
+SPEC_MIN_DRAFT = 8
+SPEC_MAX_DRAFT = 64
+SPEC_NGRAMS = (4, 3, 2)  # n-gram sizes tried, longest first, when re-aligning
+WIDE_BACKOFF_MIN = 8  # verify batches before the slower thread count is tried again
+WIDE_BACKOFF_MAX = 256
+
 
 @attrs.define
 class EngineStats:
@@ -69,8 +94,32 @@ class EngineStats:
     prompt_tokens_evaluated: int = 0
     prompt_tokens_reused: int = 0  # served from the KV cache instead of evaluated
     warms: int = 0
+    draft_tokens: int = 0  # speculative draft tokens proposed (from predictions)
+    accepted_draft_tokens: int = 0
+    forward_passes: int = 0  # decode steps after prefill (one per token when not drafting)
     last_ttft_s: float | None = None  # worker start of a request → its first token
     last_queue_wait_s: float | None = None  # submitted → the worker started it
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.define
+class GenerationStats:
+    """Counters for one generation: `EngineStream.stats`, final once the stream ends.
+
+    `forward_passes` counts decode steps after the prompt: plain decoding takes
+    one per token after the first, a verified draft one per batch.
+    """
+
+    tokens: int = 0
+    draft_tokens: int = 0  # proposed from the prediction
+    accepted_draft_tokens: int = 0
+    forward_passes: int = 0
+    prompt_tokens: int = 0
+    prompt_tokens_reused: int = 0
+    ttft_s: float | None = None
+    seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -85,6 +134,7 @@ class _Sampling:
     max_tokens: int
     temperature: float
     stop: tuple[str, ...]
+    prediction: str | None = None
 
 
 @attrs.define
@@ -94,6 +144,7 @@ class _Job:
     emit: Callable[[str | BaseException | None], None]
     cancel: threading.Event = attrs.field(factory=threading.Event)
     submitted: float = attrs.field(factory=time.perf_counter)
+    stats: GenerationStats = attrs.field(factory=GenerationStats)
 
 
 class StopScanner:
@@ -140,6 +191,187 @@ def _common_prefix(cached: Sequence[int] | Any, tokens: Sequence[int]) -> int:
     return n
 
 
+class Drafter:
+    """Draft tokens from a prediction, following where the output has got to in it.
+
+    While the output agrees with the prediction the draft continues from there;
+    after a divergence (an edit, or the model drifting) the most recent output
+    tokens are looked up as an n-gram in the prediction, nearest at or after the
+    last agreed position, so the draft re-aligns once the output copies again.
+    `streak` counts the latest output tokens in a row that the prediction had
+    foretold: the evidence that drafting would now pay.
+    """
+
+    def __init__(self, prediction: Sequence[int]) -> None:
+        self._pred = list(prediction)
+        self._ends: dict[tuple[int, ...], list[int]] = {}  # n-gram -> positions after it
+        for n in SPEC_NGRAMS:
+            for end in range(n, len(self._pred) + 1):
+                self._ends.setdefault(tuple(self._pred[end - n : end]), []).append(end)
+        self._recent: list[int] = []
+        self._next: int | None = 0  # the output starts where the prediction starts
+        self._hint = 0
+        self.streak = 0
+
+    def push(self, token: int) -> None:
+        """Record one output token."""
+        self._recent = [*self._recent[1 - max(SPEC_NGRAMS) :], token]
+        nxt = self._next
+        if nxt is not None and nxt < len(self._pred) and self._pred[nxt] == token:
+            self._next = self._hint = nxt + 1
+            self.streak += 1
+        else:
+            self.streak = 0
+            self._next = self._realign()
+
+    def propose(self, count: int) -> list[int]:
+        """Up to `count` tokens the prediction says come next (none when not aligned)."""
+        if self._next is None or count <= 0:
+            return []
+        return self._pred[self._next : self._next + count]
+
+    def _realign(self) -> int | None:
+        for n in SPEC_NGRAMS:
+            if len(self._recent) < n:
+                continue
+            ends = self._ends.get(tuple(self._recent[-n:]))
+            if ends:
+                i = bisect_left(ends, self._hint)
+                return ends[i] if i < len(ends) else ends[-1]
+        return None
+
+
+def draft_length(streak: int, room: int) -> int:
+    """Tokens to draft after `streak` agreeing tokens: none below the threshold, then
+    about as many as have agreed (the longer the model has copied, the likelier it
+    keeps copying), within [SPEC_MIN_DRAFT, SPEC_MAX_DRAFT] and the room left."""
+    if streak < SPEC_MIN_STREAK:
+        return 0
+    want = min(SPEC_MAX_DRAFT, max(SPEC_MIN_DRAFT, streak), room)
+    return want if want >= SPEC_MIN_DRAFT else 0
+
+
+class _BatchDecoder:
+    """llama_decode on our own batch with logits at chosen positions (greedy argmax).
+
+    `Llama.eval` either keeps the last position's logits only or, with
+    `logits_all`, copies every position into an n_ctx x n_vocab buffer
+    (4096 x 49152 floats = 805 MB for SmolLM2); a verify batch needs logits
+    at its own few positions only, which llama.cpp hands out per output row.
+    """
+
+    def __init__(self, llm: Llama, capacity: int, verify_threads: int) -> None:
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self._llm = llm
+        self._ctx = llm.ctx
+        self._n_vocab = llm.n_vocab()
+        self._capacity = capacity
+        self._threads = (llm.n_threads, llm.n_threads_batch)
+        self._verify_threads = verify_threads
+        self._batch: Any = llama_cpp.llama_batch_init(capacity, 0, 1)
+        # Seconds per token, exponential moving averages: single steps, and verify
+        # batches on the configured threads ("narrow") and on every core ("wide").
+        self.step_s: float | None = None
+        self._narrow_s: float | None = None
+        self._wide_s: float | None = None
+        self._batches = 0
+        self._explore_at = 0  # from this batch on, try the side that measured slower once
+        self._backoff = WIDE_BACKOFF_MIN
+
+    def close(self) -> None:
+        if self._batch is not None:
+            self._lib.llama_batch_free(self._batch)
+            self._batch = None
+
+    def last_argmax(self) -> int:
+        """The greedy token after the last evaluated position (e.g. the prompt's)."""
+        import numpy as np
+
+        row = self._lib.llama_get_logits_ith(self._ctx, -1)
+        return int(np.ctypeslib.as_array(row, shape=(self._n_vocab,)).argmax())
+
+    def decode(self, tokens: Sequence[int], n_past: int) -> list[int]:
+        """Evaluate `tokens` at positions n_past..; the greedy token after each of them."""
+        import numpy as np
+
+        n = len(tokens)
+        if not 0 < n <= self._capacity:
+            raise BackendError(f"decode batch of {n} tokens (capacity {self._capacity})")
+        batch = self._batch
+        batch.n_tokens = n
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = n_past + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = True
+        wide = n > 1 and self._use_wide()
+        if wide:
+            self._lib.llama_set_n_threads(self._ctx, self._threads[0], self._verify_threads)
+        started = time.perf_counter()
+        try:
+            rc = self._lib.llama_decode(self._ctx, batch)
+        finally:
+            if wide:
+                self._lib.llama_set_n_threads(self._ctx, *self._threads)
+        if rc != 0:
+            raise BackendError(f"llama_decode returned {rc}")
+        self._record(n, wide, (time.perf_counter() - started) / n)
+        logits = self._lib.llama_get_logits(self._ctx)
+        rows = np.ctypeslib.as_array(logits, shape=(n, self._n_vocab))
+        return [int(t) for t in rows.argmax(axis=1)]
+
+    def _use_wide(self) -> bool:
+        """Verify on every core when that has measured faster than the configured threads.
+
+        Batched matmuls scale with cores (~2x on 2 idle cores), but when another
+        process wants a core, ggml's spinning threads make a batch several times
+        slower (measured: 16 tokens 85 ms on 1 thread, 350 ms on 2). So both are
+        measured (narrow first, then wide), the faster is used, and the other is
+        tried again after exponentially more batches each time it loses.
+        """
+        if self._verify_threads <= self._threads[1] or self._narrow_s is None:
+            return False
+        if self._wide_s is None:
+            return True
+        explore = self._batches >= self._explore_at
+        return (self._wide_s < self._narrow_s) != explore
+
+    def _record(self, n: int, wide: bool, per_token_s: float) -> None:
+        def ema(old: float | None) -> float:
+            return per_token_s if old is None else old + 0.3 * (per_token_s - old)
+
+        if n == 1:
+            self.step_s = ema(self.step_s)
+            return
+        explored = self._batches >= self._explore_at  # as `_use_wide` decided it
+        self._batches += 1
+        was_wide_better = (
+            self._wide_s is not None
+            and self._narrow_s is not None
+            and self._wide_s < self._narrow_s
+        )
+        if wide:
+            self._wide_s = ema(self._wide_s)
+        else:
+            self._narrow_s = ema(self._narrow_s)
+        if not explored or self._wide_s is None or self._narrow_s is None:
+            return
+        # An exploration batch: did the other side win after all?
+        if (self._wide_s < self._narrow_s) != was_wide_better:
+            self._backoff = WIDE_BACKOFF_MIN
+        else:
+            self._backoff = min(2 * self._backoff, WIDE_BACKOFF_MAX)
+        self._explore_at = self._batches + self._backoff
+
+    def keep(self, n_tokens: int) -> None:
+        """Drop the KV cache past `n_tokens` (rejected draft positions)."""
+        mem = self._lib.llama_get_memory(self._ctx)
+        self._lib.llama_memory_seq_rm(mem, -1, n_tokens, -1)
+
+
 class _Core:
     """One loaded model and the worker thread that owns it."""
 
@@ -154,6 +386,7 @@ class _Core:
         self._active: set[threading.Event] = set()
         self._lock = threading.Lock()
         self._closing = False
+        self._decoder: _BatchDecoder | None = None  # created on the worker at first use
         self._chat_formatter = _chat_formatter(llm, self.tokenizer)
         self._fim_tokens = self.tokenizer.special_tokens_present(FIM_TOKEN_CANDIDATES)
         # Recurrent/hybrid models cannot drop part of their state: no prefix reuse.
@@ -216,6 +449,9 @@ class _Core:
         # may still read its vocabulary; the last reference frees it.
         with self._lock:
             self._llm = None
+            if self._decoder is not None:
+                self._decoder.close()
+                self._decoder = None
 
     def _run(self, work: Callable[[_Job], None], job: _Job) -> None:
         try:
@@ -279,6 +515,7 @@ class _Core:
         self, make_tokens: Callable[[], list[int]], sampling: _Sampling, job: _Job
     ) -> None:
         stats = self.stats
+        gen = job.stats
         if job.cancel.is_set():  # cancelled while queued: never started
             stats.generations_cancelled += 1
             self._fail_if_closing()
@@ -288,7 +525,6 @@ class _Core:
         stats.generations_started += 1
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         scanner = StopScanner(sampling.stop)
-        produced = 0
         try:
             tokens = make_tokens()
             room = self.n_ctx - len(tokens)
@@ -297,18 +533,20 @@ class _Core:
                     f"prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx}"
                 )
             limit = min(sampling.max_tokens, room) if sampling.max_tokens > 0 else room
-            with contextlib.closing(
-                self._generate_tokens(tokens, sampling.temperature, job.cancel)
-            ) as stream:
+            drafter = None
+            if sampling.prediction and sampling.temperature <= 0:
+                drafter = Drafter(self.tokenizer.tokenize(sampling.prediction))
+            stream = self._generate_tokens(tokens, sampling.temperature, job.cancel, limit, drafter, gen)
+            with contextlib.closing(stream):
                 for token in stream:
-                    if produced == 0:
-                        stats.last_ttft_s = time.perf_counter() - start
-                    produced += 1
+                    if gen.tokens == 0:
+                        gen.ttft_s = stats.last_ttft_s = time.perf_counter() - start
+                    gen.tokens += 1
                     stats.tokens_generated += 1
                     text = scanner.feed(decoder.decode(self.tokenizer.piece(token)))
                     if text:
                         job.emit(text)
-                    if scanner.stopped or produced >= limit:
+                    if scanner.stopped or gen.tokens >= limit:
                         break
             tail = scanner.feed(decoder.decode(b"", final=True)) + scanner.flush()
             if tail:
@@ -320,6 +558,8 @@ class _Core:
         except Exception:
             stats.generations_failed += 1
             raise
+        finally:
+            gen.seconds = time.perf_counter() - start
         stats.generations_completed += 1
 
     def _fail_if_closing(self) -> None:
@@ -329,30 +569,110 @@ class _Core:
             raise BackendError(f"embedded engine for {self.path.name} was closed")
 
     def _generate_tokens(
-        self, tokens: list[int], temperature: float, cancel: threading.Event
+        self,
+        tokens: list[int],
+        temperature: float,
+        cancel: threading.Event,
+        limit: int,
+        drafter: Drafter | None,
+        gen: GenerationStats,
     ) -> Generator[int, None, None]:
         """Prefill (reusing the cached prefix), then yield sampled tokens until end of generation.
 
-        The single token loop of the engine; speculative decoding (evaluating
-        draft tokens in one batch and keeping the agreed prefix) belongs here.
-        Raises GenerationCancelled between tokens once `cancel` is set.
+        The single token loop of the engine: greedy decoding runs on our own
+        batches (speculatively when a drafter is given), sampling through
+        llama-cpp-python's sampler. Yields at most `limit` tokens. Raises
+        GenerationCancelled between tokens once `cancel` is set.
         """
         llm = self._model()
-        self._prefill(tokens, cancel)
+        self._prefill(tokens, cancel, gen)
         if temperature <= 0:
-            params: dict[str, Any] = {"temp": 0.0, "top_k": 1}
-        else:
-            params = {"temp": temperature, "top_k": 40, "top_p": 0.95, "min_p": 0.05}
+            yield from self._greedy_tokens(llm, cancel, limit, drafter, gen)
+            return
+        params: dict[str, Any] = {"temp": temperature, "top_k": 40, "top_p": 0.95, "min_p": 0.05}
         # The whole prompt is cached now, so generate() samples without evaluating.
         with contextlib.closing(llm.generate(tokens, reset=True, **params)) as sampled:
-            for token in sampled:
+            for i, token in enumerate(sampled):
                 if cancel.is_set():
                     raise GenerationCancelled
                 if self.tokenizer.is_eog(token):
                     return
+                if i:  # generate() evaluated the previous token to sample this one
+                    gen.forward_passes += 1
+                    self.stats.forward_passes += 1
                 yield token
 
-    def _prefill(self, tokens: list[int], cancel: threading.Event) -> None:
+    def _greedy_tokens(
+        self,
+        llm: Llama,
+        cancel: threading.Event,
+        limit: int,
+        drafter: Drafter | None,
+        gen: GenerationStats,
+    ) -> Generator[int, None, None]:
+        """Greedy decoding after a prefill; with a drafter, verify drafts in batches.
+
+        Invariant at every yield: the KV cache and `llm.input_ids[:llm.n_tokens]`
+        hold exactly the prompt and the tokens yielded before the current one,
+        so a consumer may stop at any token and the next prompt reuses the cache.
+        """
+        stats = self.stats
+        dec = self._decoder
+        if dec is None:
+            dec = self._decoder = _BatchDecoder(llm, 1 + SPEC_MAX_DRAFT, _usable_cores())
+        # Our decodes leave logits that need not belong to the last cached token.
+        llm._requires_eval = True
+        n_past = int(llm.n_tokens)
+        pending = dec.last_argmax()
+        produced = 0
+        while True:
+            if cancel.is_set():
+                raise GenerationCancelled
+            if self.tokenizer.is_eog(pending):
+                return
+            yield pending
+            produced += 1
+            if drafter is not None:
+                drafter.push(pending)
+            # Room: tokens still allowed after `pending`, and the context's end.
+            room = min(limit - produced, self.n_ctx - n_past - 1)
+            if room <= 0:
+                return
+            draft: list[int] = []
+            if drafter is not None:
+                draft = drafter.propose(draft_length(drafter.streak, room))
+            if cancel.is_set():
+                raise GenerationCancelled
+            batch = [pending, *draft]
+            out = dec.decode(batch, n_past)
+            llm.input_ids[n_past : n_past + len(batch)] = batch
+            accepted = 0
+            while accepted < len(draft) and out[accepted] == draft[accepted]:
+                accepted += 1
+            n_past += 1 + accepted
+            llm.n_tokens = n_past
+            if accepted < len(draft):
+                dec.keep(n_past)
+            gen.forward_passes += 1
+            stats.forward_passes += 1
+            gen.draft_tokens += len(draft)
+            stats.draft_tokens += len(draft)
+            gen.accepted_draft_tokens += accepted
+            stats.accepted_draft_tokens += accepted
+            for token in draft[:accepted]:
+                if cancel.is_set():
+                    raise GenerationCancelled
+                if self.tokenizer.is_eog(token):  # a prediction may spell a special token
+                    return
+                yield token
+                produced += 1
+                assert drafter is not None
+                drafter.push(token)
+            pending = out[accepted]
+
+    def _prefill(
+        self, tokens: list[int], cancel: threading.Event, gen: GenerationStats | None = None
+    ) -> None:
         """Make the KV cache hold exactly `tokens`, evaluating only past the shared prefix."""
         if cancel.is_set():
             raise GenerationCancelled
@@ -363,13 +683,19 @@ class _Core:
         else:
             llm.reset()  # type: ignore[no-untyped-call]
             common = 0
+        if gen is not None:
+            gen.prompt_tokens = len(tokens)
         if common == len(tokens) == cached and not getattr(llm, "_requires_eval", True):
             self.stats.prompt_tokens_reused += common
+            if gen is not None:
+                gen.prompt_tokens_reused = common
             return
         # Re-evaluate at least the last token: its logits seed the first sample.
         keep = min(common, len(tokens) - 1)
         llm.n_tokens = keep  # eval() drops the KV cache past n_tokens first
         self.stats.prompt_tokens_reused += keep
+        if gen is not None:
+            gen.prompt_tokens_reused = keep
         rest = tokens[keep:]
         for i in range(0, len(rest), PREFILL_CHUNK):
             # The first chunk always runs, so the logits match the cached tokens.
@@ -461,17 +787,17 @@ class EmbeddedEngine:
     def tokenizer(self) -> LlamaTokenizer:
         return self._core.tokenizer
 
-    async def stream_completion(self, req: CompletionRequest) -> AsyncIterator[str]:
-        sampling = _Sampling(req.max_tokens, req.temperature, req.stop)
+    def stream_completion(self, req: CompletionRequest) -> EngineStream:
+        """Stream a completion; `req.prediction` with greedy decoding drafts speculatively."""
+        sampling = _Sampling(req.max_tokens, req.temperature, req.stop, req.prediction)
         core = self._core
-        async for piece in self._stream(lambda job: core.complete(req.prompt, sampling, job)):
-            yield piece
+        return self._stream(lambda job: core.complete(req.prompt, sampling, job))
 
-    async def stream_chat(self, req: ChatRequest) -> AsyncIterator[str]:
-        sampling = _Sampling(req.max_tokens, req.temperature, req.stop)
+    def stream_chat(self, req: ChatRequest) -> EngineStream:
+        """Stream a chat answer; `req.prediction` with greedy decoding drafts speculatively."""
+        sampling = _Sampling(req.max_tokens, req.temperature, req.stop, req.prediction)
         core = self._core
-        async for piece in self._stream(lambda job: core.chat(req, sampling, job)):
-            yield piece
+        return self._stream(lambda job: core.chat(req, sampling, job))
 
     async def warm(self, prefix: str) -> None:
         core = self._core
@@ -492,12 +818,15 @@ class EmbeddedEngine:
         if last:
             await core.aclose()
 
-    async def _stream(self, work: Callable[[_Job], None]) -> AsyncIterator[str]:
+    def _stream(self, work: Callable[[_Job], None]) -> EngineStream:
+        job = _Job(emit=lambda item: None)
+        return EngineStream(self._pieces(work, job), job.stats)
+
+    async def _pieces(self, work: Callable[[_Job], None], job: _Job) -> AsyncIterator[str]:
         if self._closed:
             raise BackendError(f"embedded engine {self.name} is closed")
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
-        job = _Job(emit=lambda item: None)
 
         def emit(item: str | BaseException | None) -> None:
             try:
@@ -515,3 +844,33 @@ class EmbeddedEngine:
         finally:
             # Cancelled, closed early or done: the worker stops between tokens.
             job.cancel.set()
+
+
+class EngineStream:
+    """The text pieces of one generation, and its `GenerationStats`.
+
+    An async iterator (and closeable, like the async generator it wraps). The
+    worker thread writes `stats` as it goes; they are final once iteration has
+    ended (exhausted, broken off or closed), which is when a caller reads them:
+
+        stream = engine.stream_chat(req)
+        async for piece in stream: ...
+        stream.stats.tokens, stream.stats.draft_tokens, stream.stats.accepted_draft_tokens
+
+    Work starts at the first `__anext__`; a stream never iterated submits nothing.
+    """
+
+    def __init__(self, pieces: AsyncIterator[str], stats: GenerationStats) -> None:
+        self._pieces = pieces
+        self.stats = stats
+
+    def __aiter__(self) -> EngineStream:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._pieces.__anext__()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._pieces, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -86,9 +86,13 @@ def completion_body(
     return body
 
 
-def chat_body(req: ChatRequest, *, model: str, stream: bool = True) -> dict[str, Any]:
+def chat_body(
+    req: ChatRequest, *, model: str, stream: bool = True, supports_prediction: bool = False
+) -> dict[str, Any]:
     body = _sampling_fields(req, model=model, stream=stream)
     body["messages"] = [{"role": m.role, "content": m.content} for m in req.messages]
+    if req.prediction is not None and supports_prediction:
+        body["prediction"] = {"type": "content", "content": req.prediction}
     return body
 
 
@@ -249,7 +253,8 @@ class OpenAIBackend:
         return self._stream("/v1/completions", body, "completion")
 
     def stream_chat(self, req: ChatRequest) -> AsyncGenerator[str, None]:
-        return self._stream("/v1/chat/completions", chat_body(req, model=self.model), "chat")
+        body = chat_body(req, model=self.model, supports_prediction=self.endpoint.supports_prediction)
+        return self._stream("/v1/chat/completions", body, "chat")
 
     async def warm(self, prefix: str) -> None:
         self.stats.warms += 1

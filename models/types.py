@@ -45,6 +45,9 @@ class ChatRequest:
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
     stable_prefix: str = ""
+    # Draft text the backend may use for speculative decoding (apply): the
+    # expected answer, e.g. the original code that a rewrite mostly copies.
+    prediction: str | None = None
 
 
 @attrs.frozen(kw_only=True)

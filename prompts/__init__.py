@@ -4,6 +4,17 @@ Pure: it imports nothing from `lowentropy.models`; callers hand it a
 token-counting function (e.g. `Renderer.for_tokenizer(generator.tokenizer())`).
 """
 
+from .apply import (
+    ApplyFormat,
+    ApplyPrompt,
+    UpdatedCodeStream,
+    apply_chat_request,
+    apply_completion_request,
+    apply_format_names,
+    get_apply_format,
+    parse_updated_code,
+    render_apply,
+)
 from .fim import (
     FimTemplate,
     UnknownTemplateError,
@@ -33,6 +44,15 @@ from .tab import (
 )
 
 __all__ = [
+    "ApplyFormat",
+    "ApplyPrompt",
+    "UpdatedCodeStream",
+    "apply_chat_request",
+    "apply_completion_request",
+    "apply_format_names",
+    "get_apply_format",
+    "parse_updated_code",
+    "render_apply",
     "DEFAULT_SUFFIX_SHARE",
     "Component",
     "FimTemplate",

@@ -33,6 +33,7 @@ and forward passes for that one generation.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import codecs
 import contextlib
 import os
@@ -412,6 +413,9 @@ class _Core:
             )
         except ValueError as exc:  # llama_cpp: "Failed to load model from file"
             raise BackendConfigError(f"cannot load model {path}: {exc}") from exc
+        # Free it before interpreter teardown (closing twice is harmless): llama-cpp-python's
+        # __del__ fails noisily once its C bindings are gone.
+        atexit.register(llm.close)
         return cls(llm, path, n_ctx)
 
     @property

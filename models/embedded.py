@@ -487,7 +487,8 @@ class _Core:
                 result = formatter(messages=messages)
             except Exception as exc:  # templates raise on e.g. non-alternating roles
                 raise BackendError(f"the chat template rejected the messages: {exc}") from exc
-            return self._tokens(result.prompt, add_bos=not result.added_special)
+            prompt = result.prompt + req.assistant_prefix
+            return self._tokens(prompt, add_bos=not result.added_special)
 
         self._generate_text(render, sampling, job)
 

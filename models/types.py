@@ -48,6 +48,10 @@ class ChatRequest:
     # Draft text the backend may use for speculative decoding (apply): the
     # expected answer, e.g. the original code that a rewrite mostly copies.
     prediction: str | None = None
+    # The start of the answer, already written (prefill): the embedded engine
+    # continues from it, which keeps small models in the expected format. HTTP
+    # backends cannot prefill portably and ignore it; parse answers accordingly.
+    assistant_prefix: str = ""
 
 
 @attrs.frozen(kw_only=True)

@@ -189,6 +189,9 @@ def apply_chat_request(
         stop=p.stop,
         stable_prefix=p.system,
         prediction=p.prediction,
+        # Where the engine can prefill, the answer starts inside the tag: small models
+        # then copy the code instead of chatting about it.
+        assistant_prefix=f"{OPEN_TAG}\n",
     )
 
 

@@ -218,3 +218,43 @@ async def test_code_actions_offer_edit_selection_and_the_last_chat_code(applier:
     assert actions is not None
     titles = [a.title for a in actions]
     assert any("Edit selection" in t for t in titles)
+
+
+async def test_an_ambiguous_sketch_goes_to_the_model_and_streams(applier: Any) -> None:
+    client, docs, _ = applier
+    source = (
+        "class Small:\n    def size(self):\n        return 1\n\n\n"
+        "class Large:\n    def size(self):\n        return 100\n"
+    )
+    uri = docs.open(source, "sizes.py")
+    partials: list[Any] = []
+    features = client.protocol.fm.features
+    original = features[types.PROGRESS]
+
+    def progress(params: types.ProgressParams) -> Any:
+        if params.token == "apply-1":
+            partials.append(params.value)
+            return None
+        return original(params)
+
+    features[types.PROGRESS] = progress
+    try:
+        result = await _apply(
+            client,
+            {
+                "textDocument": {"uri": uri, "version": 1},
+                "sketch": "def size(self):\n    return 1000\n",
+                "partialResultToken": "apply-1",
+            },
+        )
+    finally:
+        features[types.PROGRESS] = original
+    assert result.stats.path == "model"
+    assert result.stats.tokens > 0
+    assert partials and all(set(p) == {"text"} for p in partials)
+    edits = _edits_of(result.edit, uri)
+    if result.verified:
+        new = _apply_edits(source, edits)
+        assert "return 1000" in new and new.count("def size(self):") == 2
+    else:  # the tiny model's rewrite did not hold up: nothing is offered, and it says why
+        assert edits == [] and result.reason

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -173,6 +173,7 @@ async def compute_apply(
     sketch: str,
     rng: WireRange | None = None,
     on_piece: Callable[[str], None] | None = None,
+    instruction: str | None = None,
 ) -> ApplyOutcome:
     if not sketch.strip():
         raise protocol.invalid_params(f"{APPLY}: the sketch is empty")
@@ -191,7 +192,7 @@ async def compute_apply(
         stats.path = "model"
         rewrites = []
         for region in plan.regions:
-            rewritten = await _rewrite_region(ls, region, language, stats, on_piece)
+            rewritten = await _rewrite_region(ls, region, language, instruction, stats, on_piece)
             rewrites.append((region, rewritten))
         result = splice(original, rewrites)
         check = await asyncio.to_thread(
@@ -221,23 +222,35 @@ async def _rewrite_region(
     ls: LowEntropyServer,
     region: Region,
     language: str,
+    instruction: str | None,
     stats: ApplyStats,
     on_piece: Callable[[str], None] | None,
 ) -> str:
     """The `apply` role's rewrite of one region (its original text is the speculative draft)."""
-    from lowentropy.prompts.apply import apply_chat_request, parse_updated_code
+    from lowentropy.prompts.apply import (
+        apply_chat_request,
+        apply_completion_request,
+        parse_updated_code,
+    )
 
     config = ls.settings.role("apply")
     backend = await ls.backends.get("apply", config)
-    request = apply_chat_request(
-        region.original,
-        region.update,
-        language=language,
-        max_tokens=config.max_tokens,
-    )
+    stream: AsyncIterator[str]
+    if getattr(backend.generator, "has_chat_template", True):
+        chat = apply_chat_request(
+            region.original, region.update, instruction=instruction, language=language
+        )
+        # The prompt's estimate (the region once and a half), within the role's limit.
+        chat = attrs.evolve(chat, max_tokens=min(chat.max_tokens, config.max_tokens))
+        stream = backend.generator.stream_chat(chat)
+    else:  # a base model (e.g. Gemma 270M): the raw prompt ends inside the answer tag
+        raw = apply_completion_request(
+            region.original, region.update, instruction=instruction, language=language
+        )
+        raw = attrs.evolve(raw, max_tokens=min(raw.max_tokens, config.max_tokens))
+        stream = backend.generator.stream_completion(raw)
     pieces: list[str] = []
     generation_stats: dict[str, int] = {}
-    stream = backend.generator.stream_chat(request)
     try:
         async for piece in stream:
             pieces.append(piece)
@@ -352,7 +365,9 @@ async def compute_edit_selection(
         start=protocol.WirePosition(line=start, character=0),
         end=protocol.WirePosition(line=end - 1, character=len(lines[end - 1]) or 1),
     )
-    return await compute_apply(ls, document, _code_of(answer), whole_lines, on_piece)
+    return await compute_apply(
+        ls, document, _code_of(answer), whole_lines, on_piece, instruction
+    )
 
 
 # ---- handlers ----------------------------------------------------------------------------

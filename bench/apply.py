@@ -1,0 +1,135 @@
+"""Apply figures: exact match on the dev set, and speculative vs plain decoding.
+
+Sections (both by default; pick with --only exact,speculative):
+
+exact        The dev set of `tests/apply_devset.py` (edits over standard-library files and
+             small JS/TS files, every sketch style). Exact-match rate of the deterministic
+             path (all cases), of the model path alone (the `apply` role, here the
+             embedded engine, rewriting every touched region itself; on a seeded sample of
+             --model-cases cases, since the tiny CPU model takes seconds a region), and of
+             both combined (deterministic where it places the sketch, the model where it
+             defers). Bar: combined >= 98%.
+speculative  `bench/apply_speculative.py`: speculative vs plain decoding on the embedded
+             engine, same model, same prompt, greedy (see its docstring for the bars).
+
+Usage: python bench/apply.py [--only exact] [--model-cases 40] [--cases 70]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+
+from apply_devset import Case, cases  # noqa: E402
+from apply_exact import BAR, exact_match_rates  # noqa: E402
+from harness import verdict  # noqa: E402
+
+from lowentropy.models.embedded import EmbeddedEngine  # noqa: E402
+from lowentropy.models.packaged import default_model_path  # noqa: E402
+from lowentropy.prompts.apply import apply_chat_request, parse_updated_code  # noqa: E402
+from lowentropy.server.apply import Region, plan_apply, splice, verify  # noqa: E402
+
+
+class ModelRewriter:
+    """The apply role on the embedded engine: one region in, its rewrite out (greedy)."""
+
+    def __init__(self, engine: EmbeddedEngine) -> None:
+        self.engine = engine
+        self.calls = 0
+        self.seconds = 0.0
+
+    async def __call__(self, region: Region) -> str:
+        started = time.perf_counter()
+        request = apply_chat_request(region.original, region.update)
+        pieces = [piece async for piece in self.engine.stream_chat(request)]
+        self.calls += 1
+        self.seconds += time.perf_counter() - started
+        return parse_updated_code("".join(pieces), region.original)
+
+
+async def model_only(sample: list[Case], rewrite: ModelRewriter) -> tuple[int, int]:
+    """Exact results when the model rewrites every region the sketch touches."""
+    exact = 0
+    for case in sample:
+        plan = plan_apply(
+            case.original, case.sketch, language=case.language, selection=case.selection
+        )
+        if not plan.regions:  # nothing to place: right when the case expects a refusal
+            exact += case.expected is None
+            continue
+        rewrites = [(r, await rewrite(r)) for r in plan.regions]
+        result = splice(case.original, rewrites)
+        check = verify(
+            case.original, result, case.sketch, language=case.language, regions=list(plan.regions)
+        )
+        exact += check.ok and result == case.expected
+    return exact, len(sample)
+
+
+def section_exact(model_cases: int) -> bool:
+    all_cases = cases()
+    engine = EmbeddedEngine.shared(str(default_model_path()))
+    rewrite = ModelRewriter(engine)
+    figures = exact_match_rates(all_cases, rewrite)
+    total = figures["cases"]
+    print(f"dev set: {total} cases")
+    print(
+        f"deterministic: {figures['deterministic_exact']}/{total} exact "
+        f"({figures['deterministic_rate']:.1%}), {figures['deterministic_wrong']} wrong, "
+        f"{figures['deferred']} deferred"
+    )
+    print(
+        f"model on the deferred: {figures['model_exact']}/{figures['model_tried']} exact "
+        f"({rewrite.calls} region rewrites, {rewrite.seconds:.1f} s)"
+    )
+    for miss in figures["misses"]:
+        print("  ", miss)
+    sample = random.Random(7).sample(all_cases, min(model_cases, len(all_cases)))
+    only = ModelRewriter(engine)
+    exact, n = asyncio.run(model_only(sample, only))
+    print(
+        f"model path alone (every touched region rewritten by {engine.name}): {exact}/{n} exact "
+        f"({exact / max(n, 1):.1%}) on a seeded sample; {only.calls} rewrites, "
+        f"{only.seconds / max(only.calls, 1):.1f} s each"
+    )
+    asyncio.run(engine.aclose())
+    return verdict(
+        "apply exact match, combined",
+        figures["combined_rate"] >= BAR,
+        f"{figures['combined_rate']:.1%} (bar {BAR:.0%}); deterministic alone "
+        f"{figures['deterministic_rate']:.1%}, model alone {exact / max(n, 1):.1%}",
+    )
+
+
+def section_speculative(cases_: int, faithful: int) -> bool:
+    import apply_speculative
+
+    sys.argv = [sys.argv[0], "--cases", str(cases_), "--faithful", str(faithful)]
+    return asyncio.run(apply_speculative.main()) == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default="exact,speculative")
+    parser.add_argument("--model-cases", type=int, default=40, help="sample for the model alone")
+    parser.add_argument("--cases", type=int, default=70, help="speculative: most cases")
+    parser.add_argument("--faithful", type=int, default=20, help="speculative: faithful wanted")
+    args = parser.parse_args()
+    sections = set(args.only.split(","))
+    ok = True
+    if "exact" in sections:
+        ok = section_exact(args.model_cases) and ok
+    if "speculative" in sections:
+        ok = section_speculative(args.cases, args.faithful) and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

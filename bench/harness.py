@@ -103,14 +103,23 @@ class Editor:
         return first_suggestion(result)
 
 
-async def wait_ready(client: LanguageClient, timeout: float = 60.0) -> None:
-    """Until the server has loaded its Tab backend (it preloads after `initialized`)."""
+async def wait_ready(client: LanguageClient, timeout: float = 180.0) -> None:
+    """Until the server has loaded its Tab backend (it preloads after `initialized`) and
+    its background indexing of the workspace (on by default) is done: figures describe
+    the steady state, not the first minute of a fresh workspace."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not (await stats(client)).backends:
         if loop.time() > deadline:
             raise TimeoutError("the server did not load its Tab backend")
         await asyncio.sleep(0.1)
+    while True:
+        status = await client.protocol.send_request_async("lowentropy/indexStatus", {})
+        if getattr(status, "state", "off") in ("ready", "off"):
+            return
+        if loop.time() > deadline:
+            raise TimeoutError(f"the index did not get ready: {status}")
+        await asyncio.sleep(0.2)
 
 
 async def stats(client: LanguageClient, reset: bool = False) -> Any:

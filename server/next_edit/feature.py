@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACCEPT_COMMAND = "lowentropy.acceptNextEdit"
+LOCAL_PROPAGATION_DELAY_S = 0.1  # quiet time before propagating for inline completion
 NEARBY_LINES = 2  # a replacement this close to the cursor is offered as an inline completion
 PROMPT_BUDGET = 1536
 
@@ -99,6 +100,8 @@ class NextEdits:
         self.use_model = True
         self._files: WorkspaceFiles | None = None
         self._local: tuple[str, int, Prediction | None] | None = None  # inline-completion cache
+        self._local_task: asyncio.Task[None] | None = None
+        self._local_version = -1
 
     # ---- document events (called from app.py) --------------------------------------------
 
@@ -323,6 +326,8 @@ class NextEdits:
         task.add_done_callback(done)
 
     async def aclose(self) -> None:
+        if self._local_task is not None:
+            self._local_task.cancel()
         for task in list(self.background):
             task.cancel()
         for task in list(self.background):
@@ -330,6 +335,31 @@ class NextEdits:
                 await task
 
     # ---- inline completion ---------------------------------------------------------------
+
+    def _schedule_local(self, uri: str) -> None:
+        version = self.history.version
+        task = self._local_task
+        if task is not None and not task.done():
+            if self._local_version == version:
+                return
+            task.cancel()
+        self._local_version = version
+        self._local_task = asyncio.create_task(self._compute_local(uri, version))
+
+    async def _compute_local(self, uri: str, version: int) -> None:
+        await asyncio.sleep(LOCAL_PROPAGATION_DELAY_S)  # typing on: a newer change replaces us
+        site = self.history.last_site()
+        doc = self.ls.workspace.text_documents.get(uri)
+        if self.history.version != version or site is None or doc is None:
+            return
+        text = doc.source
+        language = self._language(uri)
+        found = await asyncio.to_thread(plan, uri, site.before, site.after, language)
+        if self.history.version != version:
+            return
+        ordered = order(found.local, uri, site.end)
+        pred = _prediction(uri, text, ordered, {uri: text}, "propagation") if ordered else None
+        self._local = (uri, version, pred)
 
     def inline_item(
         self, document: types.TextDocumentIdentifier, position: types.Position
@@ -346,11 +376,10 @@ class NextEdits:
         text = doc.source
         cached = self._local
         if cached is None or cached[0] != uri or cached[1] != self.history.version:
-            found = plan(uri, site.before, site.after, self._language(uri))
-            cursor0 = site.end
-            ordered = order(found.local, uri, cursor0)
-            pred = _prediction(uri, text, ordered, {uri: text}, "propagation") if ordered else None
-            self._local = cached = (uri, self.history.version, pred)
+            # Propagation parses the file (~20 ms on 6k lines): never on the keystroke
+            # path. It runs off the loop once typing pauses; a later request offers it.
+            self._schedule_local(uri)
+            return None
         pred = cached[2]
         if pred is None or not pred.edits:
             return None

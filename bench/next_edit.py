@@ -210,11 +210,22 @@ def cross_file_cases(root: Path, limit: int) -> list[tuple[str, Case]]:
         for fn in ast.parse(text).body:
             if not isinstance(fn, ast.FunctionDef) or len(out) >= limit:
                 continue
+            # Calls in the function's own file come first (they are wrong too, and nearer):
+            # a cross-file case needs a function its own file does not call.
+            if re.search(rf"(?<!def )(?<![\w.]){fn.name}\(", text):
+                continue
             for g in files:
                 if g == f:
                     continue
                 other = g.read_text(encoding="utf-8")
-                m = re.search(rf"(?<!def )(?<![\w]){fn.name}\(", other)
+                # Only a call of this very function: `fn(` with `fn` imported by name, or
+                # `module.fn(` with its module imported.
+                stem = f.stem
+                m = None
+                if re.search(rf"import[^\n]*\b{fn.name}\b", other):
+                    m = re.search(rf"(?<!def )(?<![\w.]){fn.name}\(", other)
+                if m is None and re.search(rf"import[^\n]*\b{stem}\b", other):
+                    m = re.search(rf"(?<![\w.]){stem}\.{fn.name}\(", other)
                 if m is None:
                     continue
                 line = other.count("\n", 0, m.start())

@@ -60,8 +60,11 @@ class Case:
 
 
 def stdlib_functions(min_lines: int = 20, max_lines: int = 80) -> Iterator[tuple[str, str]]:
-    """The first function of 20-80 lines in each top-level stdlib module, in name order."""
+    """Functions of 20-80 lines from the top-level stdlib modules, in name order: the first
+    of each module, then the second of each, and so on (so a longer run keeps the cases of
+    a shorter one, and no module dominates)."""
     root = Path(sysconfig.get_paths()["stdlib"])
+    per_module: list[list[tuple[str, str]]] = []
     for path in sorted(root.glob("*.py")):
         try:
             source = path.read_text("utf-8")
@@ -69,13 +72,19 @@ def stdlib_functions(min_lines: int = 20, max_lines: int = 80) -> Iterator[tuple
         except (SyntaxError, UnicodeDecodeError, ValueError):
             continue
         lines = source.splitlines(keepends=True)
+        found: list[tuple[str, str]] = []
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno:
                 if min_lines <= node.end_lineno - node.lineno + 1 <= max_lines:
                     text = "".join(lines[node.lineno - 1 : node.end_lineno])
                     if "\t" not in text:
-                        yield f"{path.name}:{node.lineno}", text
-                        break
+                        found.append((f"{path.name}:{node.lineno}", text))
+        if found:
+            per_module.append(found)
+    for round_ in range(max(map(len, per_module), default=0)):
+        for found in per_module:
+            if round_ < len(found):
+                yield found[round_]
 
 
 def _names(text: str) -> dict[str, int]:

@@ -277,16 +277,37 @@ class UpdatedCodeStream:
 
     Emits text after `<updated-code>` (or from the start when the answer begins
     with code) and holds back what could still turn out to be the closing tag.
-    Indentation is not restored here: use `parse_updated_code` on the whole
-    answer for the final text.
+    `indent` (the region's common indentation, for a `dedent` format) is put
+    before every non-empty line as it streams, so what a client shows while the
+    answer arrives already stands where it will go; `parse_updated_code` on the
+    whole answer still gives the final text.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, indent: str = "") -> None:
         self._buf = ""
         self._started = False
         self._done = False
+        self._indent = indent
+        self._line_start = True
 
     def feed(self, piece: str) -> str:
+        return self._reindent(self._code(piece))
+
+    def _reindent(self, text: str) -> str:
+        if not self._indent or not text:
+            return text
+        out: list[str] = []
+        for part in re.split(r"(\n)", text):
+            if part == "\n":
+                self._line_start = True
+            elif part:
+                if self._line_start and part not in ("\r",):
+                    out.append(self._indent)
+                self._line_start = False
+            out.append(part)
+        return "".join(out)
+
+    def _code(self, piece: str) -> str:
         if self._done:
             return ""
         self._buf += piece
@@ -302,9 +323,7 @@ class UpdatedCodeStream:
             self._done = True
             out, self._buf = self._buf[:end], ""
             return out
-        hold = next(
-            (k for k in range(len(STOP) - 1, 0, -1) if self._buf.endswith(STOP[:k])), 0
-        )
+        hold = next((k for k in range(len(STOP) - 1, 0, -1) if self._buf.endswith(STOP[:k])), 0)
         out, self._buf = self._buf[: len(self._buf) - hold], self._buf[len(self._buf) - hold :]
         return out
 

@@ -49,7 +49,7 @@ class Backends:
             built = self._built.get(role)
             if built is not None and built.config == config:
                 return built
-            fresh = await self._build(config)
+            fresh = await self._build(role, config)
             old, self._built[role] = self._built.get(role), fresh
             if (
                 old is not None
@@ -65,7 +65,9 @@ class Backends:
     def loaded(self) -> dict[Role, RoleBackend]:
         return dict(self._built)
 
-    async def _build(self, config: RoleConfig) -> RoleBackend:
+    async def _build(self, role: Role, config: RoleConfig) -> RoleBackend:
+        # The apply role's `template` names its apply prompt format, not a FIM template.
+        fim_name = None if role == "apply" else config.template
         if config.embedded:
             from lowentropy.models.embedded import EmbeddedEngine
 
@@ -77,8 +79,8 @@ class Backends:
             )
             fim = engine.fim_tokens()
             template = (
-                get_template(config.template)
-                if config.template
+                get_template(fim_name)
+                if fim_name
                 else guess_template(engine.name, lambda tok: tok in fim)
             )
             return RoleBackend(
@@ -92,9 +94,7 @@ class Backends:
 
         pool = Pool.from_config(config)
         model_name = config.model or (config.endpoints[0].model if config.endpoints else "")
-        template = (
-            get_template(config.template) if config.template else guess_template(model_name, None)
-        )
+        template = get_template(fim_name) if fim_name else guess_template(model_name, None)
         tokenizer = await asyncio.to_thread(pool.tokenizer)
         return RoleBackend(
             config=config,

@@ -208,6 +208,15 @@ def _resolve_role(base: RoleConfig, wire: WireRole | None) -> RoleConfig:
     )
 
 
+def _check_apply_format(name: str | None) -> None:
+    """The apply role's `template` names an apply prompt format, not a FIM template."""
+    from lowentropy.prompts.apply import apply_format_names
+
+    if name is not None and name not in apply_format_names():
+        known = ", ".join(apply_format_names())
+        raise SettingsError(f"apply.template: unknown apply format {name!r} (known: {known})")
+
+
 def parse_wire(raw: Any) -> WireSettings:
     """Structure one raw settings document; raise SettingsError naming the bad key."""
     if raw is None:
@@ -236,6 +245,7 @@ def resolve(*documents: Any, base: Settings | None = None) -> Settings:
                 roles[role] = _resolve_role(roles[role], getattr(wire, key))
             except SettingsError as exc:
                 raise SettingsError(f"{role}.{exc}") from exc
+        _check_apply_format(roles["apply"].template)
         completion = settings.completion
         if wire.completion is not None:
             c = wire.completion

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import contextlib
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -65,6 +68,33 @@ async def applier(tmp_path_factory: pytest.TempPathFactory) -> Any:
             return types.ApplyWorkspaceEditResult(applied=True)
 
         yield client, Docs(client, root), received
+
+
+@contextlib.contextmanager
+def _partials(client: LanguageClient, token: str) -> Iterator[list[Any]]:
+    """Collect the `$/progress` values sent for `token` (partial results) while inside."""
+    partials: list[Any] = []
+    features = client.protocol.fm.features
+    original = features[types.PROGRESS]
+
+    def progress(params: types.ProgressParams) -> Any:
+        if params.token == token:
+            partials.append(params.value)
+            return None
+        return original(params)
+
+    features[types.PROGRESS] = progress
+    try:
+        yield partials
+    finally:
+        features[types.PROGRESS] = original
+
+
+async def _command(client: LanguageClient, name: str, uri: str, version: int, sketch: str) -> Any:
+    params = {"textDocument": {"uri": uri, "version": version}, "sketch": sketch}
+    return await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=name, arguments=[params])
+    )
 
 
 async def _apply(client: LanguageClient, params: dict[str, Any]) -> Any:
@@ -202,12 +232,13 @@ async def test_a_failing_command_writes_nothing(applier: Any) -> None:
     assert len(received) == before
 
 
-async def test_code_actions_offer_edit_selection_and_the_last_chat_code(applier: Any) -> None:
-    client, docs, _ = applier
-    uri = docs.open("def f(a):\n    return a\n", "actions.py")
-    rng = types.Range(
-        start=types.Position(line=0, character=0), end=types.Position(line=1, character=12)
-    )
+async def _code_actions(client: LanguageClient, uri: str, rng: types.Range) -> list[Any]:
+    """The code actions as the server sent them: [{title, kind, command{command, arguments}}].
+
+    lsprotocol's converter reads the `(Command | CodeAction)[]` answer on the client side
+    as Commands whose `command` is the CodeAction's command object printed as a string,
+    so it is read back from that (an editor parses the JSON itself).
+    """
     actions = await client.text_document_code_action_async(
         types.CodeActionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
@@ -216,8 +247,139 @@ async def test_code_actions_offer_edit_selection_and_the_last_chat_code(applier:
         )
     )
     assert actions is not None
-    titles = [a.title for a in actions]
-    assert any("Edit selection" in t for t in titles)
+    out = []
+    for action in actions:
+        command = action.command
+        if isinstance(command, str):
+            command = ast.literal_eval(command)
+        elif command is not None:
+            command = client.protocol._converter.unstructure(command)
+        out.append(_ns({"title": action.title, "command": command}))
+    return out
+
+
+async def test_code_actions_offer_edit_selection_for_a_selection_only(applier: Any) -> None:
+    client, docs, received = applier
+    uri = docs.open("def f(a):\n    return a\n", "actions.py")
+    rng = types.Range(
+        start=types.Position(line=0, character=0), end=types.Position(line=1, character=12)
+    )
+    (edit,) = [a for a in await _code_actions(client, uri, rng) if "Edit selection" in a.title]
+    assert edit.command is not None and edit.command.command == "lowentropy.editSelection"
+    (args,) = edit.command.arguments
+    assert vars(args.textDocument) == {"uri": uri, "version": 1}
+    assert vars(args.range.start) == {"line": 0, "character": 0}
+    assert vars(args.range.end) == {"line": 1, "character": 12}
+    assert args.instruction == ""
+    raw_args = {
+        "textDocument": vars(args.textDocument),
+        "range": {"start": vars(args.range.start), "end": vars(args.range.end)},
+        "instruction": "",
+    }
+    # the client fills in the instruction; without one the command refuses and writes nothing
+    before = len(received)
+    with pytest.raises(JsonRpcException) as err:
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=edit.command.command, arguments=[raw_args])
+        )
+    assert err.value.code == types.ErrorCodes.InvalidParams and "instruction" in str(err.value)
+    assert len(received) == before
+    # at a bare cursor there is nothing to edit
+    cursor = types.Range(start=rng.start, end=rng.start)
+    assert not [a for a in await _code_actions(client, uri, cursor) if "Edit" in a.title]
+
+
+async def test_show_diff_returns_the_diff_and_writes_nothing(applier: Any) -> None:
+    client, docs, received = applier
+    source = "def area(w, h):\n    return w * h\n"
+    uri = docs.open(source, "diff_only.py")
+    before = len(received)
+    sketch = "def area(w, h):\n    return abs(w * h)\n"
+    result = _ns(await _command(client, "lowentropy.showDiff", uri, 1, sketch))
+    assert result.verified
+    assert "-    return w * h" in result.diff and "+    return abs(w * h)" in result.diff
+    assert len(received) == before  # nothing written
+
+
+async def test_a_command_for_a_stale_version_writes_nothing(applier: Any) -> None:
+    client, docs, received = applier
+    uri = docs.open("def f(a):\n    return a\n", "stale_command.py")
+    docs.insert(uri, 1, 12, " + 1")
+    before = len(received)
+    with pytest.raises(JsonRpcException) as err:
+        await _command(client, "lowentropy.applySketch", uri, 1, "def f(a):\n    return a - 1\n")
+    assert err.value.code == types.LSPErrorCodes.ContentModified
+    assert len(received) == before
+
+
+async def test_a_ten_thousand_line_file(applier: Any) -> None:
+    client, docs, _ = applier
+    blocks = [f"def f{k}(x):\n    return x + {k}\n\n\n" for k in range(2500)]
+    source = "".join(blocks)
+    assert source.count("\n") == 10000
+    uri = docs.open(source, "big.py")
+    sketch = "def f1234(x):\n    return x * 1234\n"
+    result = await _apply(client, {"textDocument": {"uri": uri, "version": 1}, "sketch": sketch})
+    assert result.verified and result.stats.path == "deterministic"
+    edits = _edits_of(result.edit, uri)
+    assert len(edits) == 1 and edits[0].range.start.line == 1234 * 4 + 1
+    assert _apply_edits(source, edits) == source.replace(
+        "    return x + 1234\n", "    return x * 1234\n"
+    )
+
+
+async def test_a_typescript_file(applier: Any) -> None:
+    client, docs, _ = applier
+    source = (Path(__file__).parent / "data" / "apply" / "queue.ts").read_text(encoding="utf-8")
+    uri = docs.open(source, "queue.ts", language="typescript")
+    old = "            lastError = String(err);\n"
+    new = "            lastError = err instanceof Error ? err.message : String(err);\n"
+    assert source.count(old) == 1
+    head = next(line for line in source.split("\n") if "function runWithRetry" in line)
+    sketch = (
+        f"{head}\n"
+        "    // ... existing code ...\n"
+        "        } catch (err) {\n"
+        f"{new}"
+        "        }\n"
+        "    // ... existing code ...\n"
+    )
+    result = await _apply(client, {"textDocument": {"uri": uri, "version": 1}, "sketch": sketch})
+    assert result.verified, getattr(result, "reason", None)
+    assert result.stats.path == "deterministic"
+    assert _apply_edits(source, _edits_of(result.edit, uri)) == source.replace(old, new)
+
+
+async def test_edit_selection_rewrites_only_the_selection_or_says_why(applier: Any) -> None:
+    """Cmd-K with the embedded chat model (greedy): a verified edit stays inside the selection."""
+    client, docs, _ = applier
+    source = "def area(w, h):\n    return w * h\n\n\ndef keep(x):\n    return x\n"
+    uri = docs.open(source, "cmdk.py")
+    with _partials(client, "edit-1") as partials:
+        result = _ns(
+            await client.protocol.send_request_async(
+                "lowentropy/editSelection",
+                {
+                    "textDocument": {"uri": uri, "version": 1},
+                    "range": {
+                        "start": {"line": 0, "character": 0},
+                        "end": {"line": 1, "character": 16},
+                    },
+                    "instruction": "Rename the parameter w to width.",
+                    "partialResultToken": "edit-1",
+                },
+            )
+        )
+    assert result.stats.path in ("deterministic", "model")
+    assert not partials or result.stats.path == "model"  # only the apply model streams
+    edits = _edits_of(result.edit, uri)
+    if result.verified:
+        assert edits and all(e.range.end.line <= 2 for e in edits)
+        new = _apply_edits(source, edits)
+        assert new.endswith("def keep(x):\n    return x\n")
+        assert new != source
+    else:
+        assert edits == [] and result.reason
 
 
 async def test_an_ambiguous_sketch_goes_to_the_model_and_streams(applier: Any) -> None:
@@ -227,18 +389,7 @@ async def test_an_ambiguous_sketch_goes_to_the_model_and_streams(applier: Any) -
         "class Large:\n    def size(self):\n        return 100\n"
     )
     uri = docs.open(source, "sizes.py")
-    partials: list[Any] = []
-    features = client.protocol.fm.features
-    original = features[types.PROGRESS]
-
-    def progress(params: types.ProgressParams) -> Any:
-        if params.token == "apply-1":
-            partials.append(params.value)
-            return None
-        return original(params)
-
-    features[types.PROGRESS] = progress
-    try:
+    with _partials(client, "apply-1") as partials:
         result = await _apply(
             client,
             {
@@ -247,11 +398,13 @@ async def test_an_ambiguous_sketch_goes_to_the_model_and_streams(applier: Any) -
                 "partialResultToken": "apply-1",
             },
         )
-    finally:
-        features[types.PROGRESS] = original
     assert result.stats.path == "model"
     assert result.stats.tokens > 0
-    assert partials and all(set(p) == {"text"} for p in partials)
+    assert partials and all(set(p) == {"text", "region", "startLine", "endLine"} for p in partials)
+    # the pieces are code only (no tags), for the region the model rewrites
+    streamed = "".join(p["text"] for p in partials)
+    assert streamed.strip() and "updated-code>" not in streamed
+    assert {(p["region"], p["startLine"]) for p in partials} == {(0, partials[0]["startLine"])}
     edits = _edits_of(result.edit, uri)
     if result.verified:
         new = _apply_edits(source, edits)

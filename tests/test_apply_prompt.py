@@ -73,3 +73,15 @@ def test_stream_holds_back_tags() -> None:
     assert out == ["", "def", " f():\n  x", ""]
     s = UpdatedCodeStream()
     assert "".join(s.feed(p) for p in ["a = ", "1\n<", "/updated-code>"]) == "a = 1\n"
+
+
+def test_stream_puts_back_the_region_indentation_as_it_goes() -> None:
+    """A `dedent` format's answer streams at the region's indentation, piece by piece."""
+    answer = "<updated-code>\ndef f(self):\n    if x:\n\n        return 3\n</updated-code>"
+    pieces = [answer[k : k + 3] for k in range(0, len(answer), 3)]  # splits lines mid-way
+    s = UpdatedCodeStream(indent="    ")
+    streamed = "".join(s.feed(p) for p in pieces)
+    assert streamed == "    def f(self):\n        if x:\n\n            return 3\n"
+    # the whole answer parses to the same text
+    original = "    def f(self):\n        return 1\n"
+    assert parse_updated_code(answer, original) == streamed

@@ -81,3 +81,9 @@ def test_toml_file_and_wrapping(tmp_path: Path) -> None:
         load_toml(tmp_path)
     assert unwrap({"lowentropy": {"a": 1}}) == {"a": 1}
     assert isinstance(resolve(None), Settings)
+
+
+def test_the_apply_role_template_names_an_apply_format() -> None:
+    assert resolve({"apply": {"template": "fastapply"}}).role("apply").template == "fastapply"
+    with pytest.raises(SettingsError, match=r"apply\.template: unknown apply format 'starcoder'"):
+        resolve({"apply": {"template": "starcoder"}})

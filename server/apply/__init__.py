@@ -15,6 +15,8 @@ apply model. The API:
     splice(original, [(region, rewritten_text), ...]) -> str
         puts rewritten regions back (the file's line endings and final newline kept)
     verify(original, result, sketch, *, language, regions=None) -> Verification(ok, reason)
+    verify_rewrite(region_original, update, rewritten) -> Verification
+        a model's rewrite of one region keeps what the update elides and invents nothing
     minimal_edits(original, result) -> list[TextEditSpec(start_line, start_char_utf16,
                                                           end_line, end_char_utf16, new_text)]
     unified_diff(original, result, path) -> str
@@ -33,7 +35,7 @@ from .edits import TextEditSpec, minimal_edits, unified_diff
 from .merge import Region, splice
 from .plan import ApplyPlan, plan_apply
 from .sketch import Sketch, SketchLine, is_marker, parse_sketch
-from .verify import Verification, verify
+from .verify import Verification, verify, verify_rewrite
 
 __all__ = [
     "ApplyPlan",
@@ -49,4 +51,5 @@ __all__ = [
     "splice",
     "unified_diff",
     "verify",
+    "verify_rewrite",
 ]

@@ -30,7 +30,7 @@ from .sketch import parse_sketch
 from .syntax import definitions, parse, syntax_errors
 from .text import Lines, indent_style, split_lines
 
-__all__ = ["Verification", "verify"]
+__all__ = ["Verification", "verify", "verify_rewrite"]
 
 
 @attrs.frozen
@@ -211,6 +211,75 @@ def _syntax(original: str, result: str, old: Lines, new: Lines, language: str | 
         kind, row, column = fresh
         return f"the result has a new syntax error ({kind}) at line {row + 1}, column {column + 1}"
     return None
+
+
+def _nonblank(texts: list[str] | tuple[str, ...]) -> list[str]:
+    return [t.strip() for t in texts if t.strip()]
+
+
+def _sketch_runs(update: str, original: str) -> list[list[str]]:
+    """The update's marker-free runs of non-blank lines (stripped): what it shows contiguous."""
+    runs: list[list[str]] = [[]]
+    for line in parse_sketch(update, original).lines:
+        if line.marker:
+            runs.append([])
+        elif line.text.strip():
+            runs[-1].append(line.text.strip())
+    return [run for run in runs if run]
+
+
+def _contains(run: list[str], chain: list[str]) -> bool:
+    n = len(chain)
+    return any(run[i : i + n] == chain for i in range(len(run) - n + 1))
+
+
+def verify_rewrite(original_region: str, update: str, rewritten: str) -> Verification:
+    """Whether a model's rewrite of one region keeps what the update elides and invents nothing.
+
+    A model can drift: drop lines the update elides with a marker, or write lines that
+    are neither in the region nor in the update. The whole-file checks cannot see either
+    inside a rewritten region, so: every added line must come from the update or the
+    region, and every original line the rewrite removes (beyond a one-for-one replacement)
+    must be shown removed by the update: the kept lines around it, and whatever replaced
+    it, stand contiguous in the update with no marker between. An update without markers
+    is the region's whole new text, so it may remove anything.
+    """
+    old, new = split_lines(original_region), split_lines(rewritten)
+    known = {t.strip() for t in update.split("\n")} | {t.strip() for t in old.text}
+    matcher = difflib.SequenceMatcher(None, old.text, new.text, autojunk=False)
+    opcodes = matcher.get_opcodes()
+    for tag, _i1, _i2, j1, j2 in opcodes:
+        if tag in ("replace", "insert"):
+            for k in range(j1, j2):
+                if new.text[k].strip() not in known:
+                    return _fail(
+                        f"rewritten line {k + 1} ({new.text[k].strip()[:60]!r}) is in neither "
+                        "the region nor the sketch"
+                    )
+    parsed = parse_sketch(update, original_region)
+    if not parsed.has_markers:
+        return Verification(ok=True)
+    runs = _sketch_runs(update, original_region)
+    for tag, i1, i2, j1, j2 in opcodes:
+        if tag not in ("replace", "delete"):
+            continue
+        removed = _nonblank(old.text[i1:i2])
+        added = _nonblank(new.text[j1:j2])
+        if len(removed) <= len(added):
+            continue  # one-for-one (or growing) replacement: the added lines are checked above
+        before = _nonblank(new.text[:j1])[-1:]
+        after = _nonblank(new.text[j2:])[:1]
+        chain = before + added + after
+        if not before and not after:
+            return _fail(
+                "the rewrite keeps nothing of the region although the sketch marks code as kept"
+            )
+        if not any(_contains(run, chain) for run in runs):
+            return _fail(
+                f"the rewrite drops {len(removed) - len(added)} line(s) of the region "
+                f"({removed[0][:60]!r}…) that the sketch does not show removed"
+            )
+    return Verification(ok=True)
 
 
 def verify(

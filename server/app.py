@@ -22,8 +22,8 @@ from lowentropy.prompts.recorder import PromptRecorder
 from . import chat, indexing, lsp_logging, protocol, tab
 from .apply import feature as apply_feature
 from .backends import Backends
-from .next_edit import feature as next_edit
 from .documents import DocumentState
+from .next_edit import feature as next_edit
 from .settings import Settings, SettingsError, load_toml, resolve, unwrap
 from .stats import TabStats
 from .wire import structure, to_plain, unstructure
@@ -215,6 +215,7 @@ def did_change(ls: LowEntropyServer, params: types.DidChangeTextDocumentParams) 
 def did_close(ls: LowEntropyServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.tab.forget(params.text_document.uri)
     ls.documents.drop(params.text_document.uri)
+    ls.next_edits.closed(params.text_document.uri)
 
 
 async def inline_completion(

@@ -310,9 +310,15 @@ async def test_copilot_alias_and_inline_completion(ne_client: LanguageClient, ro
 async def test_bad_params_are_an_error(ne_client: LanguageClient, root: Path) -> None:
     """An unknown document, a missing position and a negative line are InvalidParams."""
     bad = [
-        {"textDocument": {"uri": (root / "nope.py").as_uri()}, "position": {"line": 0, "character": 0}},
+        {
+            "textDocument": {"uri": (root / "nope.py").as_uri()},
+            "position": {"line": 0, "character": 0},
+        },
         {"textDocument": {"uri": (root / "totals.py").as_uri()}},
-        {"textDocument": {"uri": (root / "totals.py").as_uri()}, "position": {"line": -1, "character": 0}},
+        {
+            "textDocument": {"uri": (root / "totals.py").as_uri()},
+            "position": {"line": -1, "character": 0},
+        },
     ]
     ed = Editor(ne_client, root, "totals.py")
     for params in bad:

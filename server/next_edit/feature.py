@@ -6,7 +6,8 @@ to go, in this file or another. Pipeline per request: resolve the cursor ->
 answer from the prefetch when the user just accepted our previous edit ->
 supersede the document's older request -> deterministic propagation from the
 last edit site (other files scanned off the loop) -> when that determines no
-edit, the `nextEdit` model rewrites the region around the cursor -> merge ->
+edit, the `nextEdit` model rewrites the region around the cursor -> merge
+(propagated edits, then the model's, then places without an edit as jumps) ->
 drop the answer if the document changed meanwhile (stale versions never
 produce edits). Acceptance is seen in didChange (the document becomes what we
 predicted); the following edit is then prefetched in the background.
@@ -31,7 +32,7 @@ from ..documents import MAX_DOCUMENT_CHARS, codepoints_to_utf16, utf16_to_codepo
 from ..wire import to_plain, unstructure
 from .diffs import Change
 from .history import EditHistory
-from .jump import Jump, WorkspaceFiles, next_jump
+from .jump import Jump, WorkspaceFiles, apply_edits, next_jump
 from .predict import merge, model_prediction
 from .propagate import Candidate, Plan, order, plan, rename_elsewhere, signature_elsewhere
 
@@ -127,6 +128,15 @@ class NextEdits:
                 pending.task.cancel()
             del self.pending[uri]
 
+    def closed(self, uri: str) -> None:
+        """didClose: release the document's state (its recorded edits stay in the history)."""
+        self.history.closed(uri)
+        pending = self.pending.pop(uri, None)
+        if pending is not None and pending.task is not None:
+            pending.task.cancel()
+        if self._local is not None and self._local[0] == uri:
+            self._local = None
+
     def _path(self, uri: str) -> str:
         return self.ls.relative_path(to_fs_path(uri) or uri)
 
@@ -180,15 +190,19 @@ class NextEdits:
     def _answer(self, prediction: Prediction, version: int | None) -> dict[str, Any]:
         if not prediction.edits and prediction.jump is None:
             self.stats.empty += 1
-        first = prediction.edits[0] if prediction.edits else None
-        if first is not None and first.uri == prediction.uri and first.new is not None:
-            expected = prediction.text[: first.start] + first.new + prediction.text[first.end :]
+        mine = [e for e in prediction.edits if e.uri == prediction.uri and e.new is not None]
+        if mine:
+            # Accepted, the document reads `expected` (all of one rewrite's edits applied)
+            # and the cursor is at the end of the last edit.
+            expected = apply_edits(prediction.text, prediction.uri, mine)
+            last = max(mine, key=lambda e: e.start)
+            assert last.new is not None
+            shift = sum(len(e.new or "") - (e.end - e.start) for e in mine if e is not last)
+            cursor = last.start + shift + len(last.new)
             old = self.pending.pop(prediction.uri, None)
             if old is not None and old.task is not None:
                 old.task.cancel()
-            self.pending[prediction.uri] = _Pending(
-                expected=expected, cursor=first.start + len(first.new)
-            )
+            self.pending[prediction.uri] = _Pending(expected=expected, cursor=cursor)
         result: dict[str, Any] = unstructure(self._result(prediction, version))
         return result
 
@@ -212,11 +226,7 @@ class NextEdits:
             )
         jump = None
         if p.jump is not None:
-            text = p.texts[p.jump.uri]
-            if p.edits and p.edits[0].uri == p.jump.uri and p.edits[0].new is not None:
-                first = p.edits[0]
-                assert first.new is not None
-                text = text[: first.start] + first.new + text[first.end :]
+            text = apply_edits(p.texts[p.jump.uri], p.jump.uri, p.edits)
             pos = _range(text, p.jump.offset, p.jump.offset)
             jump = protocol.NextEditLocation(uri=p.jump.uri, range=pos)
         return protocol.NextEditResult(edits=edits, jump=jump)
@@ -238,15 +248,15 @@ class NextEdits:
             if site.uri == uri:
                 undo_of = site.before
         ordered = order(candidates, uri, cursor)
-        source = "propagation" if ordered else "none"
         if ordered:
             self.stats.propagated += 1
+        # The model only when propagation determined no edit; places it found without
+        # an edit (jump targets) then follow the model's edit (`merge`), never hide it.
         if self.use_model and not any(c.new is not None for c in ordered) and site is not None:
             changes = await self._model(uri, text, cursor, undo_of)
             if changes:
                 ordered = merge(ordered, changes)
-                source = "model"
-        return _prediction(uri, text, ordered, texts, source)
+        return _prediction(uri, text, ordered, texts)
 
     async def _elsewhere(
         self, found: Plan, site_uri: str, language: str, texts: dict[str, str]
@@ -358,7 +368,7 @@ class NextEdits:
         if self.history.version != version:
             return
         ordered = order(found.local, uri, site.end)
-        pred = _prediction(uri, text, ordered, {uri: text}, "propagation") if ordered else None
+        pred = _prediction(uri, text, ordered, {uri: text}) if ordered else None
         self._local = (uri, version, pred)
 
     def inline_item(
@@ -404,12 +414,14 @@ class NextEdits:
 # ---- helpers -------------------------------------------------------------------------------
 
 
-def _prediction(
-    uri: str, text: str, ordered: list[Candidate], texts: dict[str, str], source: str
-) -> Prediction:
+def _prediction(uri: str, text: str, ordered: list[Candidate], texts: dict[str, str]) -> Prediction:
+    """The answer from merged candidates (edits first): the first edit, with the rest of one
+    model rewrite, and the place after it. `source` names where the first candidate, the
+    one the answer is built on, came from."""
     if not ordered:
         return Prediction(uri=uri, text=text, edits=(), jump=None, texts=texts, source="none")
     first = ordered[0]
+    source = "model" if first.reason == "model" else "propagation"
     if first.new is None:  # the place is known, the edit is not: jump there
         return Prediction(
             uri=uri,
@@ -435,7 +447,7 @@ def _prediction(
         uri=uri,
         text=text,
         edits=tuple(edits),
-        jump=next_jump([c for c in ordered if c not in edits[1:]], first),
+        jump=next_jump(ordered, edits),
         texts=texts,
         source=source,
     )
@@ -509,4 +521,3 @@ def register(ls: LowEntropyServer) -> None:
     ls.feature(protocol.DID_SHOW_INLINE_EDIT)(did_show_inline_edit)
     ls.feature(protocol.NEXT_EDIT_STATS)(next_edit_stats)
     ls.command(ACCEPT_COMMAND)(accept_next_edit)
-

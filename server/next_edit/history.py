@@ -23,11 +23,13 @@ from collections import OrderedDict
 
 import attrs
 
+from lowentropy.models.remote_tokenizer import estimate_tokens
+
 from .diffs import changed_span, unified_diff
 
 BURST_S = 1.0
 MAX_EVENTS = 16
-MAX_EVENT_CHARS = 6000  # ~1.5k tokens of diffs in all
+MAX_EVENT_TOKENS = 1500  # of finished diffs in all, by `estimate_tokens` (chars / 4)
 MAX_TEXTS = 64  # documents whose last text is kept for diffing
 SITE_GAP = 2  # characters between changes that still count as one site
 SITE_IDLE_S = 30.0  # a site older than this is no longer "what the user just did"
@@ -77,11 +79,11 @@ class EditHistory:
         *,
         burst_s: float = BURST_S,
         max_events: int = MAX_EVENTS,
-        max_chars: int = MAX_EVENT_CHARS,
+        max_tokens: int = MAX_EVENT_TOKENS,
     ) -> None:
         self.burst_s = burst_s
         self.max_events = max_events
-        self.max_chars = max_chars
+        self.max_tokens = max_tokens
         self._texts: OrderedDict[str, str] = OrderedDict()
         self._done: list[EditEvent] = []
         self._open: EditEvent | None = None
@@ -94,7 +96,13 @@ class EditHistory:
         self._remember(uri, text)
 
     def closed(self, uri: str) -> None:
+        """The editor closed `uri`: release its texts. Its recorded events stay (they are
+        the prompt's history); an open burst in it is finished now, keeping only its diff."""
         self._texts.pop(uri, None)
+        if self._open is not None and self._open.uri == uri:
+            self._close_burst()
+        if self._site is not None and self._site.uri == uri:
+            self._site = None
 
     def record(
         self, uri: str, path: str, text: str, version: int, now: float | None = None
@@ -136,14 +144,15 @@ class EditHistory:
         ev.before = ev.after = ""
         ev._diff_of = ev.after
         self._done.append(ev)
-        if len(self._done) > self.max_events or self._chars() > self.max_chars:
+        if len(self._done) > self.max_events or self._tokens() > self.max_tokens:
             # Drop the older half at once: the remaining prefix then stays fixed for a while.
             keep = self.max_events // 2
-            while self._done and (len(self._done) > keep or self._chars() > self.max_chars // 2):
+            while self._done and (len(self._done) > keep or self._tokens() > self.max_tokens // 2):
                 self._done.pop(0)
 
-    def _chars(self) -> int:
-        return sum(len(e.diff) for e in self._done)
+    def _tokens(self) -> int:
+        """The finished events' size in tokens, estimated (no tokenizer here: chars / 4)."""
+        return sum(estimate_tokens(e.diff) for e in self._done)
 
     def _record_site(
         self,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -32,7 +32,7 @@ _CACHE = 4096
 @attrs.frozen(kw_only=True)
 class Jump:
     uri: str
-    offset: int  # in the target document's text after the primary edit (same file) or now
+    offset: int  # in the target document's text after the answer's edits in it (or now)
 
 
 class WorkspaceFiles:
@@ -85,17 +85,33 @@ class WorkspaceFiles:
         return out
 
 
-def next_jump(ordered: list[Candidate], primary: Candidate | None) -> Jump | None:
-    """The place after `primary` (or the first place when there is no primary edit).
+def next_jump(ordered: Sequence[Candidate], applied: Sequence[Candidate]) -> Jump | None:
+    """The first place of `ordered` that is not one of the `applied` edits.
 
-    In the primary edit's own file, offsets after it shift by the edit's length change.
+    In the applied edits' own file, its offset is in the text after them: it shifts
+    by the length change of each edit that ends at or before it.
     """
-    rest = [c for c in ordered if c is not primary]
+    rest = [c for c in ordered if c not in applied]
     if not rest:
         return None
     nxt = rest[0]
     offset = nxt.start
-    if primary is not None and primary.new is not None and nxt.uri == primary.uri:
-        if nxt.start >= primary.end:
-            offset += len(primary.new) - (primary.end - primary.start)
+    for e in applied:
+        if e.new is not None and e.uri == nxt.uri and e.end <= nxt.start:
+            offset += len(e.new) - (e.end - e.start)
     return Jump(uri=nxt.uri, offset=offset)
+
+
+def apply_edits(text: str, uri: str, edits: Sequence[Candidate]) -> str:
+    """`text` (the document `uri`) with those of `edits` that are in it applied."""
+    out = text
+    for e in sorted(
+        (e for e in edits if e.uri == uri and e.new is not None), key=_start_key, reverse=True
+    ):
+        assert e.new is not None
+        out = out[: e.start] + e.new + out[e.end :]
+    return out
+
+
+def _start_key(c: Candidate) -> tuple[int, int]:
+    return (c.start, c.end)

@@ -28,6 +28,7 @@ from lowentropy.prompts.next_edit import (
     load_template,
     render_next_edit,
 )
+from lowentropy.prompts.renderer import PromptTooLargeError
 
 from .diffs import Change, minimal_changes
 from .propagate import Candidate
@@ -60,7 +61,10 @@ def region_changes(
     context: str,
     undo_of: str | None = None,
 ) -> ModelOutcome:
-    """Judge the model's rewrite of the region and turn it into minimal changes."""
+    """Judge the model's rewrite of the region and turn it into minimal changes.
+
+    Pure, but it parses the whole file twice (the syntax-error check): call it
+    off the event loop (`model_prediction` does)."""
     t = load_template()
     if not complete:
         return ModelOutcome(changes=(), rejected="incomplete rewrite", raw=raw)
@@ -79,21 +83,24 @@ def region_changes(
     )
     if changed > MAX_CHANGED_LINES or matcher.ratio() < MIN_SIMILARITY:
         return ModelOutcome(changes=(), rejected=f"rewrites too much ({changed} lines)", raw=raw)
-    rest = text[prompt.region_start + len(old_region) :]
-    new_text = text[: prompt.region_start] + new_region + rest
+    # The document's own region: `prompt.region` has a newline added when the region
+    # ends the file without one; the rewrite then ends without it too.
+    region_end = min(prompt.region_start + len(old_region), len(text))
+    region_text = text[prompt.region_start : region_end]
+    if region_text != old_region:
+        if old_region != region_text + "\n":
+            return ModelOutcome(changes=(), rejected="prompt is for another text", raw=raw)
+        new_region = new_region[:-1]
+    new_text = text[: prompt.region_start] + new_region + text[region_end:]
     if undo_of is not None and new_text == undo_of:
         return ModelOutcome(changes=(), rejected="undoes the last edit", raw=raw)
     known = set(_IDENT.findall(text)) | set(_IDENT.findall(context))
     added = set(_IDENT.findall(new_region)) - set(_IDENT.findall(old_region))
     if added - known:
-        return ModelOutcome(
-            changes=(), rejected=f"invents {sorted(added - known)[:3]}", raw=raw
-        )
+        return ModelOutcome(changes=(), rejected=f"invents {sorted(added - known)[:3]}", raw=raw)
     if Source(new_text, language).errors() > Source(text, language).errors():
         return ModelOutcome(changes=(), rejected="adds syntax errors", raw=raw)
-    region_text = text[prompt.region_start : prompt.region_start + len(old_region)]
-    old_for_diff = region_text if region_text == old_region else old_region
-    changes = minimal_changes(uri, old_for_diff, new_region, prompt.region_start)
+    changes = minimal_changes(uri, region_text, new_region, prompt.region_start)
     return ModelOutcome(changes=tuple(changes), rejected=None, raw=raw)
 
 
@@ -129,7 +136,10 @@ async def model_prediction(
             renderer=backend.renderer,
         )
 
-    prompt = await asyncio.to_thread(render) if backend.blocking_tokenizer else render()
+    try:
+        prompt = await asyncio.to_thread(render) if backend.blocking_tokenizer else render()
+    except PromptTooLargeError:  # the newest edit alone is over the budget (a big paste)
+        return ModelOutcome(changes=(), rejected="prompt too large", raw="")
     role = backend.config
     region_tokens = backend.tokenizer.count(prompt.region) if not backend.blocking_tokenizer else 0
     max_tokens = max(role.max_tokens, region_tokens * 2 + 32 if region_tokens else 256)
@@ -162,7 +172,10 @@ async def model_prediction(
         log.warning("next edit: backend timed out")
         return ModelOutcome(changes=(), rejected="timed out", raw=raw)
     context = "\n".join(d for _, d in events)
-    return region_changes(uri, text, language, prompt, raw, complete, context, undo_of)
+    # Two full-file parses (the syntax check) and line diffs: CPU work, off the event loop.
+    return await asyncio.to_thread(
+        region_changes, uri, text, language, prompt, raw, complete, context, undo_of
+    )
 
 
 def _region_of(inputs: NextEditInputs) -> str:
@@ -173,10 +186,31 @@ def _region_of(inputs: NextEditInputs) -> str:
 
 
 def merge(propagated: Sequence[Candidate], predicted: Sequence[Change]) -> list[Candidate]:
-    """Propagation first; model edits that agree with or overlap a propagated one are dropped."""
-    out = list(propagated)
+    """Propagated edits first, then the model's, then the places propagation found without
+    an edit (jump targets).
+
+    A model change equal to a propagated edit is dropped (they agree: propagation's
+    stays first); one that overlaps a propagated edit differently drops the whole
+    rewrite (one rewrite's changes belong together, and propagation is the certain
+    one). A place-only candidate that a kept model change covers is dropped: the
+    model supplied its edit. A place-only candidate never suppresses a model edit.
+    """
+    edits = [c for c in propagated if c.change is not None]
+    places = [c for c in propagated if c.change is None]
+    kept: list[Change] = []
     for ch in predicted:
-        if any(c.new is not None and c.change is not None and c.change.overlaps(ch) for c in out):
-            continue
-        out.append(Candidate(uri=ch.uri, start=ch.start, end=ch.end, new=ch.new, reason="model"))
-    return out
+        same = [c for c in edits if c.change is not None and c.change.overlaps(ch)]
+        if not same:
+            kept.append(ch)
+        elif any(c.change != ch for c in same):
+            kept = []
+            break
+    model = [
+        Candidate(uri=ch.uri, start=ch.start, end=ch.end, new=ch.new, reason="model") for ch in kept
+    ]
+    places = [p for p in places if not any(ch.overlaps(_span(p)) for ch in kept)]
+    return [*edits, *model, *places]
+
+
+def _span(c: Candidate) -> Change:
+    return Change(uri=c.uri, start=c.start, end=c.end, new="")

@@ -12,7 +12,7 @@ from lowentropy.retrieval.embed_cache import EmbeddingCache, cache_key
 from lowentropy.retrieval.indexer import Index
 from lowentropy.retrieval.languages import language_for, tree_sitter_languages
 from lowentropy.retrieval.merkle import FileLeaf, MerkleTree, TreeDiff, diff
-from lowentropy.retrieval.search import Reranker, reciprocal_rank_fusion
+from lowentropy.retrieval.search import CrossEncoderReranker, Reranker, reciprocal_rank_fusion
 from lowentropy.retrieval.secrets import (
     contains_secret,
     find_secrets,
@@ -34,6 +34,7 @@ from lowentropy.retrieval.walker import WalkConfig, Walker, read_text
 __all__ = [
     "Chunk",
     "ChunkConfig",
+    "CrossEncoderReranker",
     "EmbeddingCache",
     "FileLeaf",
     "Index",

@@ -2,22 +2,27 @@
 
 Full text runs over every row at once; the vector side only sees rows whose
 embedding is filled in, so a fresh index answers through full text while the
-vectors arrive. A cross-encoder (or any `Reranker`) can reorder the fused list.
+vectors arrive. A cross-encoder (`CrossEncoderReranker`, or any `Reranker`) can
+reorder the fused list.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+import attrs
 
 from lowentropy.models.types import Embedder
 from lowentropy.retrieval.store import ChunkStore
 from lowentropy.retrieval.types import SearchHit, SearchMode, Span
 from lowentropy.retrieval.words import fulltext_query
 
-__all__ = ["Reranker", "Searcher", "reciprocal_rank_fusion"]
+__all__ = ["CrossEncoderReranker", "Reranker", "Searcher", "reciprocal_rank_fusion"]
 
 
 @runtime_checkable
@@ -25,6 +30,64 @@ class Reranker(Protocol):
     """Reorders hits for a query, best first (e.g. a cross-encoder); may drop hits."""
 
     async def rerank(self, query: str, hits: Sequence[SearchHit]) -> list[SearchHit]: ...
+
+
+class CrossEncoderReranker:
+    """Rescores the first `top` hits with a sentence-transformers cross-encoder.
+
+    Each (query, chunk text) pair is scored jointly, which ranks better than
+    comparing two separately made vectors but costs a model pass per hit, so
+    only the head of the fused list is reordered (the rest keeps its order
+    after it). sentence-transformers loads on first use, and scoring runs in a
+    worker thread. `model` may be any object with the CrossEncoder's
+    `predict(pairs, batch_size=...)`, e.g. one already loaded.
+    """
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        *,
+        model: Any = None,
+        top: int = 20,
+        batch_size: int = 16,
+        max_length: int = 512,
+        device: str = "cpu",
+    ) -> None:
+        if model is None and not model_path:
+            raise ValueError("CrossEncoderReranker needs a model_path or a model")
+        self.model_path = model_path
+        self.top = top
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.device = device
+        self._model = model
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
+                from sentence_transformers import CrossEncoder
+
+                self._model = CrossEncoder(
+                    self.model_path, max_length=self.max_length, device=self.device
+                )
+            return self._model
+
+    def score_sync(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Blocking: one relevance score per text, higher is better."""
+        if not texts:
+            return []
+        scores = self._load().predict(
+            [(query, t) for t in texts], batch_size=self.batch_size, show_progress_bar=False
+        )
+        return [float(x) for x in scores]
+
+    async def rerank(self, query: str, hits: Sequence[SearchHit]) -> list[SearchHit]:
+        head, tail = list(hits[: self.top]), list(hits[self.top :])
+        scores = await asyncio.to_thread(self.score_sync, query, [h.text for h in head])
+        order = sorted(range(len(head)), key=lambda i: scores[i], reverse=True)
+        return [attrs.evolve(head[i], score=scores[i]) for i in order] + tail
 
 
 def reciprocal_rank_fusion(

@@ -5,13 +5,14 @@ hits, the selection and the current file around the cursor are rendered into
 one user message by priority within `chatContext.tokens`; the `chat` role
 streams the answer. With a `partialResultToken` each piece of the answer is
 sent as `$/progress` `{content: piece}` (concatenate them). The result is
-`{content, citations: [Location]}`: the excerpts the answer cites as [n], or,
-when it cites none, every excerpt the prompt included, best first. Each
-citation is the chunk's real range in its file.
+`{content, citations: [Location], ignored: [{uri, reason}]}`: the excerpts the
+answer cites as [n], or, when it cites none, every excerpt the prompt included,
+best first. Each citation is the chunk's real range in its file.
 
 Secrets never reach the prompt: files the walker would not index (gitignored,
 `.env`, keys, files holding credentials) are left out of the context, and
-no file outside the workspace is read.
+no file outside the workspace is read. Each file of `context` left out is
+named in `ignored` with the reason, so the client can tell the user.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from lowentropy.prompts.chat import (
     render_chat_context,
 )
 from lowentropy.prompts.renderer import PromptTooLargeError
-from lowentropy.retrieval import SearchHit, Walker, contains_secret, is_secret_path, read_text
+from lowentropy.retrieval import SearchHit, Walker, contains_secret, is_secret_path
+from lowentropy.retrieval.walker import read_bytes
 
 from . import protocol
 from .documents import utf16_to_codepoints
@@ -65,41 +67,68 @@ def _walker(ls: LowEntropyServer) -> Walker | None:
     return Walker(ls.root) if ls.root is not None else None
 
 
-def _allowed(ls: LowEntropyServer, path: str) -> str | None:
-    """The path relative to the workspace when it may go into a prompt, else None."""
+def _check(ls: LowEntropyServer, path: str) -> tuple[str | None, str]:
+    """(the path relative to the workspace, "") when it may go into a prompt, else (None, why)."""
     walker = _walker(ls)
     if walker is None:
-        return None
+        return None, "no workspace folder is open"
     rel = walker.relative(path)
-    if rel is None or is_secret_path(rel):
-        return None
-    entry = walker.entry(rel)  # None when ignored, excluded, binary or too large
-    return rel if entry is not None else None
+    if rel is None:
+        return None, "outside the workspace"
+    if is_secret_path(rel):
+        return None, "a credentials file (by its name)"
+    if walker.entry(rel) is None:
+        return None, "not indexable (ignored, excluded, binary, too large or missing)"
+    return rel, ""
+
+
+def _allowed(ls: LowEntropyServer, path: str) -> str | None:
+    """The path relative to the workspace when it may go into a prompt, else None."""
+    return _check(ls, path)[0]
 
 
 def _document_text(ls: LowEntropyServer, uri: str) -> str | None:
+    """The open buffer's text, else the file's; None when binary, too large or not UTF-8.
+    (Secrets are checked by the caller, so it can say why a file was left out.)"""
     doc = ls.workspace.text_documents.get(uri)
     if doc is not None:
         return str(doc.source)
     path = to_fs_path(uri)
-    return read_text(Path(path)) if path else None
+    data = read_bytes(Path(path)) if path else None
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
-def _source(ls: LowEntropyServer, uri: str) -> _Source | None:
+def _source(ls: LowEntropyServer, uri: str) -> _Source | str:
+    """The file behind `uri`, or why it stays out of the prompt."""
     path = to_fs_path(uri)
     if not path:
-        return None
-    rel = _allowed(ls, path)
+        return "not a file"
+    rel, why = _check(ls, path)
     if rel is None:
-        log.info("chat context: %s is outside the workspace or not indexable; left out", uri)
-        return None
+        return why
     text = _document_text(ls, uri)
-    if text is None or contains_secret(text):
-        log.info("chat context: %s is unreadable or holds a secret; left out", uri)
-        return None
+    if text is None:
+        return "unreadable (binary, too large or not UTF-8)"
+    if contains_secret(text):
+        return "it holds a secret (a key or token)"
     doc = ls.workspace.text_documents.get(uri)
     language = (doc.language_id if doc is not None else None) or Path(rel).suffix.lstrip(".")
     return _Source(label=rel, text=text, language=language or "")
+
+
+def _resolve(ls: LowEntropyServer, uri: str, ignored: list[dict[str, str]]) -> _Source | None:
+    """`_source`, noting a refused file in `ignored` (returned to the client) and the log."""
+    source = _source(ls, uri)
+    if isinstance(source, str):
+        log.warning("chat context: %s left out: %s", uri, source)
+        ignored.append({"uri": uri, "reason": source})
+        return None
+    return source
 
 
 def _selection(text: str, rng: protocol.WireRange) -> str:
@@ -180,8 +209,9 @@ async def chat(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
     language = ""
     cursor_line = 0
     extra: list[ChatChunk] = []
+    ignored: list[dict[str, str]] = []
     if ctx.text_document is not None:
-        source = _source(ls, ctx.text_document.uri)
+        source = _resolve(ls, ctx.text_document.uri, ignored)
         if source is not None:
             file_label, file_text, language = source.label, source.text, source.language
             if ctx.range is not None:
@@ -193,7 +223,7 @@ async def chat(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
             elif ctx.position is not None:
                 cursor_line = ctx.position.line
     for uri in ctx.uris or ():
-        source = _source(ls, uri)
+        source = _resolve(ls, uri, ignored)
         if source is not None:
             extra.append(ChatChunk(label=source.label, text=source.text, language=source.language))
 
@@ -271,4 +301,4 @@ async def chat(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
         len(cited),
         len(content),
     )
-    return {"content": content, "citations": citations}
+    return {"content": content, "citations": citations, "ignored": ignored}

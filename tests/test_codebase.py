@@ -193,11 +193,18 @@ async def test_chat_streams_and_cites_real_ranges(indexed: Any) -> None:
             "context": {
                 "textDocument": {"uri": decoder},
                 "position": {"line": 340, "character": 0},
+                # refused, each with its reason: a secret and a file outside the workspace
+                "uris": [(root / ".env").as_uri(), (root.parent / "elsewhere.py").as_uri()],
             },
             "partialResultToken": "chat-1",
         },
     )
     assert result.content
+    assert FAKE_KEY not in result.content
+    assert [(i.uri, i.reason) for i in result.ignored] == [
+        ((root / ".env").as_uri(), "a credentials file (by its name)"),
+        ((root.parent / "elsewhere.py").as_uri(), "outside the workspace"),
+    ]
     pieces = partials.get("chat-1", [])
     assert len(pieces) >= 2  # streamed, not sent at the end in one piece
     assert "".join(p["content"] for p in pieces).strip() == result.content
@@ -257,6 +264,92 @@ def test_chat_context_never_reads_secrets_ignored_or_outside_files(tmp_path: Pat
         Path("/etc/passwd"),
     ):
         assert _allowed(ls, str(path)) is None, path
+
+
+async def test_chat_prompt_never_holds_secrets_ignored_or_outside_files(tmp_path: Path) -> None:
+    """The real `lowentropy/chat` handler with a recording chat backend: the files of
+    `context` it refuses are named in `ignored` with a reason, and none of their text
+    (nor the fake key) is in the prompt; an allowed file is."""
+    from pygls.workspace import Workspace
+
+    from lowentropy.prompts.renderer import Renderer
+    from lowentropy.server.app import LowEntropyServer
+    from lowentropy.server.chat import chat
+
+    root = _workspace(tmp_path / "ws").resolve()
+    outside = tmp_path / "outside.py"
+    outside.write_text("OUTSIDE_MARKER = 'not in the workspace'\n", encoding="utf-8")
+    (root / "settings.py").write_text(f'API_TOKEN = "{FAKE_KEY}"\n', encoding="utf-8")
+    (root / "tool_notes.md").write_text("# Notes\nALLOWED_MARKER is fine.\n", encoding="utf-8")
+    ls = LowEntropyServer()
+    ls.root = root
+    ls.protocol._workspace = Workspace(root.as_uri())
+    # an open buffer with a secret typed into it, never saved
+    buffer = root / "decoder.py"
+    ls.workspace.put_text_document(
+        types.TextDocumentItem(
+            uri=buffer.as_uri(),
+            language_id="python",
+            version=1,
+            text=buffer.read_text(encoding="utf-8") + f"\nKEY = '{FAKE_KEY}'\n",
+        )
+    )
+    requests: list[Any] = []
+
+    class Recording:
+        async def stream_chat(self, request: Any) -> AsyncIterator[str]:
+            requests.append(request)
+            for piece in ("It is ", "in tool_notes.md."):
+                yield piece
+
+    backend = SimpleNamespace(
+        blocking_tokenizer=False,
+        renderer=Renderer(lambda s: len(s.split())),
+        generator=Recording(),
+    )
+
+    async def get(role: str, config: Any) -> Any:
+        return backend
+
+    ls.backends.get = get  # type: ignore[method-assign]
+    uris = {
+        ".env": (root / ".env").as_uri(),
+        "outside": outside.as_uri(),
+        "dotdot": (root / ".." / "outside.py").as_uri(),
+        "ignored": (root / "scratch_notes.py").as_uri(),
+        "token": (root / "settings.py").as_uri(),
+        "passwd": Path("/etc/passwd").as_uri(),
+        "buffer": buffer.as_uri(),
+        "allowed": (root / "tool_notes.md").as_uri(),
+    }
+    result = await chat(
+        ls,
+        {
+            "messages": [{"role": "user", "content": "What is in the notes?"}],
+            "context": {"textDocument": {"uri": uris[".env"]}, "uris": list(uris.values())},
+        },
+    )
+    assert result["content"] == "It is in tool_notes.md."
+    (request,) = requests
+    prompt = "\n".join(m.content for m in request.messages)
+    assert "ALLOWED_MARKER" in prompt
+    for leaked in (
+        FAKE_KEY,
+        "OPENAI_API_KEY",
+        "OUTSIDE_MARKER",
+        "ignored_helper_function",
+        "root:",
+    ):
+        assert leaked not in prompt, leaked
+    reasons = {item["uri"]: item["reason"] for item in result["ignored"]}
+    assert set(reasons) == set(uris.values()) - {uris["allowed"]}
+    assert len(result["ignored"]) == len(uris)  # .env twice: as textDocument and in uris
+    assert reasons[uris[".env"]] == "a credentials file (by its name)"
+    for key in ("outside", "dotdot", "passwd"):
+        assert reasons[uris[key]] == "outside the workspace", key
+    assert reasons[uris["ignored"]].startswith("not indexable")
+    assert reasons[uris["token"]] == reasons[uris["buffer"]] == "it holds a secret (a key or token)"
+    assert result["citations"] == []  # no index, no excerpt with a range
 
 
 def test_a_repeating_answer_is_stopped_at_the_first_repeated_line() -> None:

@@ -18,7 +18,17 @@ import pytest
 import pytest_asyncio
 
 from lowentropy.models.embeddings import SentenceTransformerEmbedder
-from lowentropy.retrieval import Index, IndexConfig, SyncProgress, chunk_file, workspace_id
+from lowentropy.models.embeddings import default_model_path as default_embedder_path
+from lowentropy.retrieval import (
+    CrossEncoderReranker,
+    Index,
+    IndexConfig,
+    SearchHit,
+    Span,
+    SyncProgress,
+    chunk_file,
+    workspace_id,
+)
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 FAKE_KEY = "sk-" + "proj-" + "Tq4vB8nK2xR6mW1pZ9cL3hJ7"
@@ -336,6 +346,55 @@ async def test_a_sync_killed_midway_is_repaired_by_the_next(
     consistent(fresh)
 
 
+KILLER = """
+import asyncio, os, signal, sys
+from lowentropy.models.embeddings import SentenceTransformerEmbedder
+from lowentropy.retrieval import Index, IndexConfig
+
+root, db, state = sys.argv[1:4]
+batches = 0
+
+def progress(p):
+    global batches
+    if p.phase == "index":
+        batches += 1
+        if batches == 3:
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally, no flush
+
+cfg = IndexConfig(db_uri=db, cache_dir=state, write_batch_files=1)
+asyncio.run(Index(root, SentenceTransformerEmbedder(), cfg).sync(progress=progress))
+"""
+
+
+async def test_a_process_killed_mid_sync_leaves_an_index_the_next_sync_repairs(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    """A real SIGKILL in the middle of a first sync (files written one per commit)."""
+    import signal
+    import subprocess
+    import sys
+
+    root = make_workspace(tmp_path / "ws")
+    db, state = str(tmp_path / "own-db"), str(tmp_path / "state")
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", KILLER, str(root), db, state],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    index = Index(root, embedder, IndexConfig(db_uri=db, cache_dir=state))
+    await index.open()
+    written = rows_by_path(index)
+    assert 2 <= len(written) <= 3  # the committed files' rows, and no saved tree
+    assert index.tree.files == {}
+    result = await index.sync()
+    assert set(result.repaired) == set(written)
+    consistent(index)
+    assert (await index.status()).files == len(result.added) > 10
+
+
 async def test_sync_never_blocks_the_event_loop(
     tmp_path: Path, embedder: SentenceTransformerEmbedder
 ) -> None:
@@ -405,3 +464,63 @@ async def test_default_location_is_the_user_cache_dir(
     assert index.state_dir == state
     assert (state / "merkle.json").is_file()
     assert (state / "lancedb").is_dir()
+
+
+@pytest.fixture(scope="module")
+def cross_encoder() -> CrossEncoderReranker:
+    """A real sentence-transformers CrossEncoder on the packaged MiniLM weights.
+
+    No cross-encoder is packaged, so its classification head is freshly initialised
+    (seeded, so the scores are reproducible): the scores mean nothing, but they are a
+    real model's, and what is tested is that the reranker orders by them.
+    """
+    import torch
+
+    torch.manual_seed(0)
+    reranker = CrossEncoderReranker(default_embedder_path(), top=3)
+    reranker.score_sync("warm", ["up"])  # loads the model
+    return reranker
+
+
+async def test_a_reranker_reorders_the_fused_hits(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, cross_encoder: CrossEncoderReranker
+) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "parsers.py").write_text(
+        "def alpha(text):\n    # parser parser parser: the parser of parsers\n    return text\n\n\n"
+        "def beta(text):\n    # a parser\n    return text.strip()\n\n\n"
+        "def gamma(text):\n    # parse it\n    return text.split()\n"
+    )
+    db = str(tmp_path / "own-db")
+    plain = new_index(root, embedder, db)
+    await plain.sync()
+    fused = await plain.search("parser", 5)
+    cfg = IndexConfig(db_uri=db, cache_dir=str(root.parent / "state"))
+    reranked = Index(root, embedder, cfg, reranker=cross_encoder)
+    hits = await reranked.search("parser", 5)
+    # the order is the model's scores, highest first, over the same hits
+    scores = cross_encoder.score_sync("parser", [h.text for h in fused[:3]])
+    want = sorted(zip(scores, [h.symbol for h in fused[:3]], strict=True), reverse=True)
+    assert [h.symbol for h in hits[:3]] == [symbol for _, symbol in want]
+    assert [h.score for h in hits[:3]] == pytest.approx([score for score, _ in want])
+    assert {h.symbol for h in hits} == {h.symbol for h in fused}
+
+
+async def test_cross_encoder_reranks_only_the_head(cross_encoder: CrossEncoderReranker) -> None:
+    def hit(n: int) -> SearchHit:
+        span = Span(start_line=n, start_col=0, end_line=n, end_col=1)
+        return SearchHit(
+            path=f"/w/{n}.py", rel_path=f"{n}.py", span=span, score=1.0 / (n + 1),
+            text=f"def f{n}(x):\n    return x * {n}\n", symbol=f"f{n}", kind="function",
+            language="python",
+        )  # fmt: skip
+
+    hits = [hit(n) for n in range(6)]
+    out = await cross_encoder.rerank("multiply", hits)
+    scores = cross_encoder.score_sync("multiply", [h.text for h in hits[:3]])
+    head = sorted(range(3), key=lambda i: scores[i], reverse=True)
+    assert [h.symbol for h in out] == [f"f{i}" for i in head] + ["f3", "f4", "f5"]
+    assert [h.score for h in out[3:]] == [h.score for h in hits[3:]]  # the tail is not scored
+    with pytest.raises(ValueError):
+        CrossEncoderReranker()

@@ -107,7 +107,9 @@ def delete_arg_cases(text: str, limit: int) -> list[Case]:
         if not text[s1:e1].startswith(","):
             continue
         shift = -(e1 - s1)
-        out.append(Case("delete-arg", text, (s1, e1, ""), (s2 + shift, e2 + shift, ""), c2.lineno - 1))
+        out.append(
+            Case("delete-arg", text, (s1, e1, ""), (s2 + shift, e2 + shift, ""), c2.lineno - 1)
+        )
     return out
 
 
@@ -254,14 +256,21 @@ async def main() -> int:
             scripted += [(name, c) for c in delete_arg_cases(text, args.cases)]
         cross = cross_file_cases(pkg, 8)
         history = git_cases(args.git)
-        options = {"completion": {"prefetch": False, "warmDelayMs": -1}, "index": {"enabled": False}}
+        options = {
+            "completion": {"prefetch": False, "warmDelayMs": -1},
+            "index": {"enabled": False},
+        }
         results: dict[str, list[dict[str, Any]]] = {"scripted": [], "cross": [], "git": []}
         async with server(tmp, options) as client:
             await wait_ready(client)
             for group, cases, where in (("scripted", scripted, tmp / "scripted"),
                                         ("cross", cross, pkg), ("git", history, tmp / "git")):  # fmt: skip
                 for name, case in cases:
-                    uri = (where / name.replace("/", "_")).as_uri() if group != "cross" else (where / name).as_uri()
+                    uri = (
+                        (where / name.replace("/", "_")).as_uri()
+                        if group != "cross"
+                        else (where / name).as_uri()
+                    )
                     results[group].append(await run_case(client, uri, case))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -274,16 +283,30 @@ async def main() -> int:
     all_ms = [r["ms"] for r in s + c + g]
     print(f"scripted propagation cases: {len(s)} ({sum(1 for _, x in scripted if x.kind == 'rename')} rename, "
           f"{sum(1 for _, x in scripted if x.kind == 'delete-arg')} delete-arg) from {args.files} stdlib files")  # fmt: skip
-    print(f"  location hit rate (within 3 lines): {rate(s, 'hit'):.1%}   exact edit rate: {rate(s, 'exact'):.1%}")
-    print(f"cross-file cases (stdlib email package): {len(c)}   jump hit rate: {rate(c, 'jump'):.1%}")
+    print(
+        f"  location hit rate (within 3 lines): {rate(s, 'hit'):.1%}   exact edit rate: {rate(s, 'exact'):.1%}"
+    )
+    print(
+        f"cross-file cases (stdlib email package): {len(c)}   jump hit rate: {rate(c, 'jump'):.1%}"
+    )
     print(f"git-history cases (this repo): {len(g)}   location hit rate: {rate(g, 'hit'):.1%}   "
           f"exact: {rate(g, 'exact'):.1%}")  # fmt: skip
     print(f"latency, all answers: p50 {pct(all_ms, 0.5):.1f} ms  p99 {pct(all_ms, 0.99):.1f} ms "
           f"({sum(r['model'] for r in s + c + g)} used the model)")  # fmt: skip
-    print(f"latency, propagation-only answers: p50 {pct(prop_ms, 0.5):.1f} ms  p99 {pct(prop_ms, 0.99):.1f} ms")
-    ok = verdict("location hit rate >= 60% (scripted)", rate(s, "hit") >= 0.6, f"{rate(s, 'hit'):.1%}")
-    ok &= verdict("exact edit rate >= 40% (scripted)", rate(s, "exact") >= 0.4, f"{rate(s, 'exact'):.1%}")
-    ok &= verdict("propagation-only latency p50 < 20 ms", pct(prop_ms, 0.5) < 20, f"{pct(prop_ms, 0.5):.1f} ms")
+    print(
+        f"latency, propagation-only answers: p50 {pct(prop_ms, 0.5):.1f} ms  p99 {pct(prop_ms, 0.99):.1f} ms"
+    )
+    ok = verdict(
+        "location hit rate >= 60% (scripted)", rate(s, "hit") >= 0.6, f"{rate(s, 'hit'):.1%}"
+    )
+    ok &= verdict(
+        "exact edit rate >= 40% (scripted)", rate(s, "exact") >= 0.4, f"{rate(s, 'exact'):.1%}"
+    )
+    ok &= verdict(
+        "propagation-only latency p50 < 20 ms",
+        pct(prop_ms, 0.5) < 20,
+        f"{pct(prop_ms, 0.5):.1f} ms",
+    )
     return 0 if ok else 1
 
 

@@ -253,7 +253,9 @@ class OpenAIBackend:
         return self._stream("/v1/completions", body, "completion")
 
     def stream_chat(self, req: ChatRequest) -> AsyncGenerator[str, None]:
-        body = chat_body(req, model=self.model, supports_prediction=self.endpoint.supports_prediction)
+        body = chat_body(
+            req, model=self.model, supports_prediction=self.endpoint.supports_prediction
+        )
         return self._stream("/v1/chat/completions", body, "chat")
 
     async def warm(self, prefix: str) -> None:

@@ -305,7 +305,9 @@ def hit_location(hit: SearchHit) -> types.Location:
 
 
 def _unavailable(exc: IndexUnavailableError) -> JsonRpcException:
-    return JsonRpcException(message=f"lowentropy: {exc}", code=int(types.LSPErrorCodes.RequestFailed))
+    return JsonRpcException(
+        message=f"lowentropy: {exc}", code=int(types.LSPErrorCodes.RequestFailed)
+    )
 
 
 async def search(ls: LowEntropyServer, params: Any) -> list[dict[str, Any]]:

@@ -158,3 +158,19 @@ async def stats(client: LanguageClient) -> Any:
 @pytest.fixture
 def docs(client: LanguageClient, workspace: Path) -> Docs:
     return Docs(client, workspace)
+
+
+async def raw_request(client: LanguageClient, method: str, params: Any) -> Any:
+    """Send a standard request and get its result as the JSON the server sent.
+
+    lsprotocol's converter reads some results wrongly on the client side: the
+    `(Command | CodeAction)[]` of a code action request comes back as Commands whose
+    `command` is the CodeAction's command object printed as a string, its `edit` lost.
+    An editor parses the JSON itself; so do these tests.
+    """
+    protocol = client.protocol
+    protocol.get_result_type = lambda _method: None  # type: ignore[method-assign]
+    try:
+        return await protocol.send_request_async(method, params)
+    finally:
+        del protocol.get_result_type

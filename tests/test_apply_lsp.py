@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import textwrap
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from conftest import QUIET_TAB, Docs, lsp_client
+from conftest import QUIET_TAB, Docs, lsp_client, raw_request
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
@@ -233,29 +232,15 @@ async def test_a_failing_command_writes_nothing(applier: Any) -> None:
 
 
 async def _code_actions(client: LanguageClient, uri: str, rng: types.Range) -> list[Any]:
-    """The code actions as the server sent them: [{title, kind, command{command, arguments}}].
-
-    lsprotocol's converter reads the `(Command | CodeAction)[]` answer on the client side
-    as Commands whose `command` is the CodeAction's command object printed as a string,
-    so it is read back from that (an editor parses the JSON itself).
-    """
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=rng,
-            context=types.CodeActionContext(diagnostics=[]),
-        )
+    """The code actions as the server sent them: [{title, kind, command{command, arguments}}]."""
+    params = types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        range=rng,
+        context=types.CodeActionContext(diagnostics=[]),
     )
+    actions = await raw_request(client, types.TEXT_DOCUMENT_CODE_ACTION, params)
     assert actions is not None
-    out = []
-    for action in actions:
-        command = action.command
-        if isinstance(command, str):
-            command = ast.literal_eval(command)
-        elif command is not None:
-            command = client.protocol._converter.unstructure(command)
-        out.append(_ns({"title": action.title, "command": command}))
-    return out
+    return [_ns(a) for a in actions]
 
 
 async def test_code_actions_offer_edit_selection_for_a_selection_only(applier: Any) -> None:

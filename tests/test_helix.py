@@ -8,12 +8,14 @@ comes back with `capture-pane`. Data: the texts in `tests/editor_env.py`.
 - C-x in insert mode shows our completion item; Tab and Enter put the Tab suggestion
   into the buffer, and `:w` writes exactly that (compared with the suggestion the
   server gives in-process for the same text and cursor).
+- After renaming a parameter by typing in Helix, `space a` lists "lowentropy: Next edit:
+  …", and choosing it changes the buffer: the next use is renamed too (`:w` writes it).
 - `space a` on a selection lists "lowentropy: Edit selection…", and choosing it sends
   `workspace/executeCommand` with the selection to the server.
 
-What it cannot show: that an action *changes* the buffer. Helix has no way to send a
+What it cannot show: the apply actions changing the buffer. Helix has no way to send a
 custom request (`lowentropy/chat`) or to ask the user for an instruction, so the two
-actions that edit (apply the last chat answer, edit the selection with an instruction)
+apply actions (apply the last chat answer, edit the selection with an instruction)
 cannot run from Helix; the server refuses the empty instruction, and the test checks
 that refusal reached Helix's log and left the file alone.
 """
@@ -180,6 +182,29 @@ async def test_completion_item_accepted_into_the_buffer(
     lines = SHAPES.split("\n")
     lines[line] = lines[line][:column] + suggestion + lines[line][column:]
     assert path.read_text(encoding="utf-8") == "\n".join(lines), _tail(log)
+
+
+def test_next_edit_code_action_changes_the_buffer(helix: tuple[Pane, Path, Path]) -> None:
+    pane, root, log = helix
+    path = root / "shapes.py"
+    # Type only once the server runs: an edit before that is folded into didOpen, and the
+    # server then has no edit to propagate.
+    _wait_for_message(log, "->", "initialized", 45)
+    pane.keys("g", "g", "f", "(", "l")  # the first parameter, `w`, selected
+    pane.keys("c")
+    pane.wait_for("INS", 5)
+    pane.keys("width", "Escape")
+    pane.wait_for("NOR", 5)
+    assert _wait_for_message(log, "->", "textDocument/didChange", 45)
+    pane.keys("Space", "a")
+    screen = pane.wait_for("lowentropy: Next edit: width", 45, retry=("Escape", "Space", "a"))
+    assert "Next edit" in screen
+    pane.keys("Enter")  # the first action: ours
+    pane.wait_for("NOR", 5)
+    pane.keys(":w", "Enter")
+    pane.wait_for("written", 5)
+    expected = SHAPES.replace("area(w, h)", "area(width, h)").replace("w * h", "width * h")
+    assert path.read_text(encoding="utf-8") == expected, _tail(log)
 
 
 def test_code_action_menu_lists_ours_and_runs_the_command(

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from conftest import QUIET_TAB, inline_params, lsp_client
+from conftest import QUIET_TAB, inline_params, lsp_client, raw_request
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
@@ -165,6 +165,32 @@ async def test_rename_predicts_the_next_site_and_the_one_after(
     assert "count = 99" in ed.text  # the module-level name is another variable
     fourth = await ed.next_edit(ed.offset(5, 16))
     assert fourth["edits"] == [] and fourth["jump"] is None
+    ed.close()
+
+
+async def test_the_next_edit_is_a_code_action_with_its_edit(
+    ne_client: LanguageClient, root: Path
+) -> None:
+    """For editors with no next-edit UI (Helix, eglot): after a rename at one site, the
+    code actions at the cursor carry the propagated edit, versioned."""
+    ed = Editor(ne_client, root, "totals.py")
+    first = _nth(ed.text, "count", 0)
+    ed.replace(first, first + len("count"), "total")
+    line, character = ed.position(first + len("total"))
+    here = types.Position(line=line, character=character)
+    params = types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=ed.uri),
+        range=types.Range(start=here, end=here),
+        context=types.CodeActionContext(diagnostics=[]),
+    )
+    actions = await raw_request(ne_client, types.TEXT_DOCUMENT_CODE_ACTION, params)
+    ours = [a for a in actions if a["title"].startswith("lowentropy: Next edit")]
+    assert len(ours) == 1, [a["title"] for a in actions]
+    (change,) = ours[0]["edit"]["documentChanges"]
+    assert change["textDocument"] == {"uri": ed.uri, "version": ed.version}
+    assert [e["newText"] for e in change["edits"]] == ["total"]
+    assert change["edits"][0]["range"]["start"] == {"line": 3, "character": 8}
+    assert ours[0]["command"]["command"] == "lowentropy.acceptNextEdit"
     ed.close()
 
 

@@ -495,14 +495,16 @@ async def diff_command(ls: LowEntropyServer, *args: Any) -> dict[str, Any]:
     return outcome_result(ls, outcome)
 
 
-def code_actions(
+async def code_actions(
     ls: LowEntropyServer, params: types.CodeActionParams
 ) -> list[types.CodeAction] | None:
-    """Apply / edit / diff on the selection or at the cursor.
+    """The next edit, then apply / edit / diff on the selection or at the cursor.
 
-    The sketch comes from the client as the command's argument; when it has
-    none, the code of the last chat answer is offered (chat, then apply, in
-    any editor).
+    The next edit is this document's deterministic propagation from the last
+    edit, with its edit attached (editors without a next-edit UI apply it as a
+    code action). The sketch comes from the client as the command's argument;
+    when it has none, the code of the last chat answer is offered (chat, then
+    apply, in any editor).
     """
     doc = ls.workspace.text_documents.get(params.text_document.uri)
     if doc is None:
@@ -510,6 +512,9 @@ def code_actions(
     document = {"uri": doc.uri, "version": int(doc.version or 0)}
     rng = ls.protocol._converter.unstructure(params.range)
     actions: list[types.CodeAction] = []
+    next_edit = await ls.next_edits.code_action(doc.uri)
+    if next_edit is not None:
+        actions.append(next_edit)
     sketch = ls.last_chat_code()
     if sketch:
         args = {"textDocument": document, "sketch": sketch}
@@ -562,6 +567,10 @@ def register(ls: LowEntropyServer) -> None:
     ls.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(
-            code_action_kinds=[types.CodeActionKind.RefactorRewrite, types.CodeActionKind.Empty]
+            code_action_kinds=[
+                types.CodeActionKind.QuickFix,
+                types.CodeActionKind.RefactorRewrite,
+                types.CodeActionKind.Empty,
+            ]
         ),
     )(code_actions)

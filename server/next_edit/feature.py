@@ -358,18 +358,70 @@ class NextEdits:
 
     async def _compute_local(self, uri: str, version: int) -> None:
         await asyncio.sleep(LOCAL_PROPAGATION_DELAY_S)  # typing on: a newer change replaces us
+        await self._propagate_local(uri, version)
+
+    async def _propagate_local(self, uri: str, version: int) -> Prediction | None:
+        """This document's deterministic propagation from the last edit (cached in `_local`),
+        or None when the history moved on meanwhile or propagation finds nothing."""
         site = self.history.last_site()
         doc = self.ls.workspace.text_documents.get(uri)
         if self.history.version != version or site is None or doc is None:
-            return
+            return None
         text = doc.source
         language = self._language(uri)
         found = await asyncio.to_thread(plan, uri, site.before, site.after, language)
         if self.history.version != version:
-            return
+            return None
         ordered = order(found.local, uri, site.end)
         pred = _prediction(uri, text, ordered, {uri: text}) if ordered else None
         self._local = (uri, version, pred)
+        return pred
+
+    async def code_action(self, uri: str) -> types.CodeAction | None:
+        """The propagated next edit in this document as a code action carrying its edit.
+
+        For editors with no next-edit UI (Helix, eglot): the same deterministic edits that
+        Tab offers inline, applied by the editor as a versioned WorkspaceEdit (refused by
+        the editor if the document moved on)."""
+        doc = self.ls.workspace.text_documents.get(uri)
+        site = self.history.last_site()
+        if doc is None or site is None or site.uri != uri or site.after is not doc.source:
+            return None
+        version = self.history.version
+        cached = self._local
+        if cached is not None and cached[0] == uri and cached[1] == version:
+            pred = cached[2]
+        else:
+            pred = await self._propagate_local(uri, version)
+        text = doc.source
+        if pred is None or pred.text is not text:
+            return None
+        mine = [c for c in pred.edits if c.uri == uri and c.new is not None]
+        if not mine:
+            return None
+        edits = [
+            types.TextEdit(range=_lsp_range(text, c.start, c.end), new_text=c.new or "")
+            for c in mine
+        ]
+        shown = (mine[0].new or "").strip().split("\n")[0][:40]
+        return types.CodeAction(
+            title=f"lowentropy: Next edit: {shown}"
+            + (f" (+{len(mine) - 1} more)" if len(mine) > 1 else ""),
+            kind=types.CodeActionKind.QuickFix,
+            edit=types.WorkspaceEdit(
+                document_changes=[
+                    types.TextDocumentEdit(
+                        text_document=types.OptionalVersionedTextDocumentIdentifier(
+                            uri=uri, version=int(doc.version or 0)
+                        ),
+                        edits=list(edits),
+                    )
+                ]
+            ),
+            command=types.Command(
+                title="Accept next edit", command=ACCEPT_COMMAND, arguments=[uri]
+            ),
+        )
 
     def inline_item(
         self, document: types.TextDocumentIdentifier, position: types.Position

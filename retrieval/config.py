@@ -38,7 +38,9 @@ class IndexConfig:
     # 256 ran ~20% faster than 64 here (about 6 s per call on this CPU).
     embed_batch: int = 256
     rrf_k: int = 60  # reciprocal-rank-fusion constant
-    candidates: int = 50  # hits fetched from each of vector and full-text search
+    # Hits fetched from each of vector and full-text search before fusion: on the stdlib
+    # dev set 20 recalls as well as 50 (R@10 0.79 vs 0.77) and saves ~3 ms a query.
+    candidates: int = 20
     vector_index_min_rows: int = 20_000  # build an ANN index from this many vectors on
     optimize_every: int = 50  # embedding batches between index refreshes while filling
 

@@ -4,6 +4,12 @@ Full text runs over every row at once; the vector side only sees rows whose
 embedding is filled in, so a fresh index answers through full text while the
 vectors arrive. A cross-encoder (`CrossEncoderReranker`, or any `Reranker`) can
 reorder the fused list.
+
+Hybrid search is on the typing path, so it keeps the critical path short: the
+full-text query starts at once and runs in LanceDB's threads while the query is
+embedded, both sides fetch only the candidates' ids, and the text and range are
+fetched, in one query, for the fused rows that are returned (all of them when a
+reranker needs their text).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from lowentropy.models.types import Embedder
-from lowentropy.retrieval.store import ChunkStore
+from lowentropy.retrieval.store import CANDIDATE_COLUMNS, RESULT_COLUMNS, ChunkStore
 from lowentropy.retrieval.types import SearchHit, SearchMode, Span
 from lowentropy.retrieval.words import fulltext_query
 
@@ -131,7 +137,7 @@ class Searcher:
         root: Path,
         *,
         rrf_k: int = 60,
-        candidates: int = 50,
+        candidates: int = 20,
         reranker: Reranker | None = None,
     ) -> None:
         self.store = store
@@ -141,21 +147,47 @@ class Searcher:
         self.candidates = candidates
         self.reranker = reranker
 
-    async def _vector(self, query: str, limit: int) -> list[dict[str, Any]]:
-        if not await asyncio.to_thread(self.store.has_vectors):
+    async def _vector(
+        self, query: str, limit: int, columns: Sequence[str] = RESULT_COLUMNS, row_ids: bool = False
+    ) -> list[dict[str, Any]]:
+        if not await self.store.has_vectors_async():
             return []  # nothing embedded yet: don't pay for the query embedding
         (vector,) = await self.embedder.embed([query])
-        return await asyncio.to_thread(self.store.nearest, vector, limit)
+        return await self.store.nearest_async(vector, limit, columns, row_ids=row_ids)
 
-    async def _fulltext(self, query: str, limit: int) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.store.fulltext, fulltext_query(query), limit)
+    async def _fulltext(
+        self, query: str, limit: int, columns: Sequence[str] = RESULT_COLUMNS, row_ids: bool = False
+    ) -> list[dict[str, Any]]:
+        return await self.store.fulltext_async(
+            fulltext_query(query), limit, columns, row_ids=row_ids
+        )
+
+    async def _hybrid(self, query: str, limit: int) -> list[SearchHit]:
+        n = max(limit, self.candidates)
+        text_task = asyncio.ensure_future(self._fulltext(query, n, CANDIDATE_COLUMNS, True))
+        # Let it reach LanceDB before the embedding thread starts (its tokenizer
+        # holds the GIL for a few ms), so full text runs alongside the model.
+        await asyncio.sleep(0)
+        try:
+            vector_rows = await self._vector(query, n, CANDIDATE_COLUMNS, True)
+        finally:
+            text_rows = await text_task
+        fused = reciprocal_rank_fusion([vector_rows, text_rows], self.rrf_k)
+        if self.reranker is None:
+            fused = fused[:limit]
+        rows = await self.store.rows_async(
+            [row["id"] for row, _ in fused], [row.get("_rowid") for row, _ in fused]
+        )
+        # A row replaced since the candidates were found is dropped, not half shown.
+        return [
+            _hit(self.root, rows[row["id"]], score) for row, score in fused if row["id"] in rows
+        ]
 
     async def search(
         self, query: str, limit: int = 10, mode: SearchMode = "hybrid"
     ) -> list[SearchHit]:
         if not query.strip() or limit <= 0:
             return []
-        n = max(limit, self.candidates)
         if mode == "fulltext":
             rows = await self._fulltext(query, limit)
             hits = [_hit(self.root, r, float(r["_score"])) for r in rows]
@@ -163,11 +195,7 @@ class Searcher:
             rows = await self._vector(query, limit)
             hits = [_hit(self.root, r, 1.0 - float(r["_distance"])) for r in rows]
         else:
-            vector_rows, text_rows = await asyncio.gather(
-                self._vector(query, n), self._fulltext(query, n)
-            )
-            fused = reciprocal_rank_fusion([vector_rows, text_rows], self.rrf_k)
-            hits = [_hit(self.root, row, score) for row, score in fused]
+            hits = await self._hybrid(query, limit)
         if self.reranker is not None and hits:
             hits = await self.reranker.rerank(query, hits)
         return hits[:limit]

@@ -29,6 +29,9 @@ from lowentropy.retrieval import (
     chunk_file,
     workspace_id,
 )
+from lowentropy.retrieval.search import reciprocal_rank_fusion
+from lowentropy.retrieval.store import RESULT_COLUMNS
+from lowentropy.retrieval.words import fulltext_query
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 FAKE_KEY = "sk-" + "proj-" + "Tq4vB8nK2xR6mW1pZ9cL3hJ7"
@@ -162,6 +165,59 @@ async def test_paraphrased_docstring_finds_its_function(warm: Index) -> None:
         3,
     )
     assert "JSONDecoder.raw_decode" in [h.symbol for h in hits]
+
+
+async def test_hybrid_fetching_only_the_winners_matches_fusing_full_rows(
+    warm: Index, embedder: SentenceTransformerEmbedder
+) -> None:
+    """Candidates come as ids and only the returned rows are fetched: the hits are
+    exactly those of fusing both sides' full rows."""
+    for query in ("decode a JSON document", "MIMEText charset", "raw_decode"):
+        (vector,) = await embedder.embed([query])
+        store = warm.store
+        n = max(7, warm.config.candidates)  # what the searcher asks each side for
+        vector_rows = store.nearest(vector, n)
+        text_rows = store.fulltext(fulltext_query(query), n)
+        want = reciprocal_rank_fusion([vector_rows, text_rows])[:7]
+        hits = await warm.search(query, 7)
+        got = [(h.rel_path, h.span.start_line, h.symbol, h.text, h.score) for h in hits]
+        assert got == [
+            (r["path"], r["start_line"], r["symbol"], r["text"], pytest.approx(score))
+            for r, score in want
+        ]
+
+
+async def test_rows_at_stale_addresses_are_found_by_id(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    """A write between a search and the fetch of its winners moves or deletes rows:
+    an address is only a hint, the id decides."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "a.py").write_text(
+        "def alpha():\n    return 1\n\n\ndef beta():\n    return 2\n", encoding="utf-8"
+    )
+    index = new_index(root, embedder, str(tmp_path / "own-db"))
+    await index.sync()
+    store = index.store
+    found = await store.fulltext_async("alpha beta", 10, RESULT_COLUMNS, row_ids=True)
+    by_symbol = {r["symbol"]: r for r in found}
+    assert {"alpha", "beta"} <= set(by_symbol) and all("_rowid" in r for r in found)
+    ids = [r["id"] for r in found]
+    addresses = [r["_rowid"] for r in found]
+    assert (await store.rows_async(ids, addresses)).keys() == set(ids)  # fresh: by address
+
+    # alpha moves down two lines (same text: same id, rewritten row), beta goes
+    (root / "a.py").write_text("# moved\n\ndef alpha():\n    return 1\n", encoding="utf-8")
+    await index.sync([root / "a.py"])
+    await asyncio.to_thread(store.optimize)  # compaction: old addresses point nowhere
+    rows = await store.rows_async(ids, addresses)
+    alpha = by_symbol["alpha"]["id"]
+    assert by_symbol["beta"]["id"] not in rows
+    assert rows[alpha]["start_line"] == by_symbol["alpha"]["start_line"] + 2
+    assert rows[alpha]["text"] == by_symbol["alpha"]["text"]
+    hits = await index.search("alpha beta", 5)
+    assert [h.symbol for h in hits if h.symbol in ("alpha", "beta")] == ["alpha"]
 
 
 async def test_editing_one_file_reembeds_only_its_changed_chunks(

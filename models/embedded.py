@@ -76,6 +76,7 @@ PREFILL_CHUNK = 256
 # short (measured on 2 cores: 9 tokens ~4x one decode step, 65 tokens ~25x),
 # so drafting waits for a run of agreement and drafts at least SPEC_MIN_DRAFT.
 SPEC_MIN_STREAK = 4  # tokens in a row that matched the prediction before drafting
+SPEC_MAX_STREAK = 32  # what a run of failed drafts can raise that wait to
 SPEC_MIN_DRAFT = 8
 SPEC_MAX_DRAFT = 64
 SPEC_NGRAMS = (4, 3, 2)  # n-gram sizes tried, longest first, when re-aligning
@@ -200,7 +201,11 @@ class Drafter:
     tokens are looked up as an n-gram in the prediction, nearest at or after the
     last agreed position, so the draft re-aligns once the output copies again.
     `streak` counts the latest output tokens in a row that the prediction had
-    foretold: the evidence that drafting would now pay.
+    foretold: the evidence that drafting would now pay. `threshold` is how much
+    evidence drafting waits for: SPEC_MIN_STREAK, doubled after each draft that
+    lost more than half its tokens (the model is not copying here: a wasted verify
+    batch costs several single steps), back to the minimum once a draft is
+    accepted whole.
     """
 
     def __init__(self, prediction: Sequence[int]) -> None:
@@ -212,7 +217,24 @@ class Drafter:
         self._recent: list[int] = []
         self._next: int | None = 0  # the output starts where the prediction starts
         self._hint = 0
+        self._diverged = False
         self.streak = 0
+        self.threshold = SPEC_MIN_STREAK
+
+    @property
+    def evidence(self) -> int:
+        """The streak, plus SPEC_MIN_STREAK while the output has followed the prediction
+        from its start (a rewrite begins by copying: that alone is a streak's worth)."""
+        return self.streak + (0 if self._diverged else SPEC_MIN_STREAK)
+
+    def verified(self, drafted: int, accepted: int) -> None:
+        """Record how a draft fared, to adapt `threshold`."""
+        if drafted <= 0:
+            return
+        if accepted == drafted:
+            self.threshold = SPEC_MIN_STREAK
+        elif 2 * accepted < drafted:
+            self.threshold = min(2 * self.threshold, SPEC_MAX_STREAK)
 
     def push(self, token: int) -> None:
         """Record one output token."""
@@ -223,6 +245,7 @@ class Drafter:
             self.streak += 1
         else:
             self.streak = 0
+            self._diverged = True
             self._next = self._realign()
 
     def propose(self, count: int) -> list[int]:
@@ -242,11 +265,11 @@ class Drafter:
         return None
 
 
-def draft_length(streak: int, room: int) -> int:
-    """Tokens to draft after `streak` agreeing tokens: none below the threshold, then
+def draft_length(streak: int, room: int, threshold: int = SPEC_MIN_STREAK) -> int:
+    """Tokens to draft after `streak` agreeing tokens: none below `threshold`, then
     about as many as have agreed (the longer the model has copied, the likelier it
     keeps copying), within [SPEC_MIN_DRAFT, SPEC_MAX_DRAFT] and the room left."""
-    if streak < SPEC_MIN_STREAK:
+    if streak < threshold:
         return 0
     want = min(SPEC_MAX_DRAFT, max(SPEC_MIN_DRAFT, streak), room)
     return want if want >= SPEC_MIN_DRAFT else 0
@@ -541,7 +564,9 @@ class _Core:
             drafter = None
             if sampling.prediction and sampling.temperature <= 0:
                 drafter = Drafter(self.tokenizer.tokenize(sampling.prediction))
-            stream = self._generate_tokens(tokens, sampling.temperature, job.cancel, limit, drafter, gen)
+            stream = self._generate_tokens(
+                tokens, sampling.temperature, job.cancel, limit, drafter, gen
+            )
             with contextlib.closing(stream):
                 for token in stream:
                     if gen.tokens == 0:
@@ -645,7 +670,7 @@ class _Core:
                 return
             draft: list[int] = []
             if drafter is not None:
-                draft = drafter.propose(draft_length(drafter.streak, room))
+                draft = drafter.propose(draft_length(drafter.evidence, room, drafter.threshold))
             if cancel.is_set():
                 raise GenerationCancelled
             batch = [pending, *draft]
@@ -658,6 +683,8 @@ class _Core:
             llm.n_tokens = n_past
             if accepted < len(draft):
                 dec.keep(n_past)
+            if drafter is not None:
+                drafter.verified(len(draft), accepted)
             gen.forward_passes += 1
             stats.forward_passes += 1
             gen.draft_tokens += len(draft)

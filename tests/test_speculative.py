@@ -15,6 +15,7 @@ import attrs
 import pytest_asyncio
 
 from lowentropy.models.embedded import (
+    SPEC_MAX_STREAK,
     SPEC_MIN_DRAFT,
     SPEC_MIN_STREAK,
     Drafter,
@@ -178,3 +179,23 @@ async def test_sampling_ignores_the_prediction(engine: EmbeddedEngine, plain: Ou
     spec = await run(engine, request(max_tokens=20, temperature=0.7, prediction=plain.text))
     assert spec.stats.draft_tokens == 0
     assert spec.stats.tokens <= 20
+
+
+def test_failed_drafts_raise_the_wait_and_a_whole_one_resets_it() -> None:
+    d = Drafter(list(range(100, 140)))
+    assert d.evidence == SPEC_MIN_STREAK  # from the start: drafting may begin at once
+    assert draft_length(d.evidence, 100, d.threshold) == SPEC_MIN_DRAFT
+    d.push(7)  # diverged: the prior is gone
+    assert d.evidence == 0
+    d.verified(8, 1)
+    assert d.threshold == 2 * SPEC_MIN_STREAK
+    d.verified(8, 2)
+    assert d.threshold == 4 * SPEC_MIN_STREAK
+    assert draft_length(2 * SPEC_MIN_STREAK, 100, d.threshold) == 0
+    for _ in range(10):
+        d.verified(8, 0)
+    assert d.threshold == SPEC_MAX_STREAK  # bounded
+    d.verified(8, 5)  # more than half: no change
+    assert d.threshold == SPEC_MAX_STREAK
+    d.verified(8, 8)
+    assert d.threshold == SPEC_MIN_STREAK

@@ -10,7 +10,10 @@ small deterministic sketch edit (a rename, an added line, a changed
 condition), taken in a fixed order until --faithful rewrites are found (where
 the plain output keeps >= 90% of the original region's lines) or --cases run.
 
-Prints per case and in total: the time ratio plain/speculative (each run
+Each rewrite streams as the server's apply does: until the answer ends or the model
+writes a line in neither the region nor the sketch (`DriftGuard`: verification would
+refuse anything after it, so the server stops there; the tiny model often rambles on
+after copying). Prints per case and in total: the time ratio plain/speculative (each run
 after warming the prompt, so prefill is not timed), draft tokens accepted per
 forward pass, and how often the two outputs are identical (batched and
 one-by-one evaluation differ in a rare argmax, and a greedy output diverges
@@ -44,7 +47,14 @@ from harness import mean, verdict  # noqa: E402
 from lowentropy.models.embedded import EmbeddedEngine, GenerationStats  # noqa: E402
 from lowentropy.models.packaged import default_model_path  # noqa: E402
 from lowentropy.models.types import ChatRequest  # noqa: E402
-from lowentropy.prompts.apply import apply_chat_request, parse_updated_code  # noqa: E402
+from lowentropy.prompts.apply import (  # noqa: E402
+    OPEN_TAG,
+    STOP,
+    UpdatedCodeStream,
+    apply_chat_request,
+    parse_updated_code,
+)
+from lowentropy.server.apply import DriftGuard  # noqa: E402
 
 MARKER = "# ... existing code ..."
 FAITHFUL = 0.9
@@ -193,14 +203,26 @@ class Run:
     text: str
     seconds: float
     stats: GenerationStats
+    stopped: bool = False  # cut at a line in neither region nor sketch
 
 
-async def generate(engine: EmbeddedEngine, req: ChatRequest) -> Run:
+async def generate(engine: EmbeddedEngine, req: ChatRequest, case: Case) -> Run:
+    """One rewrite as the server runs it: streamed until the answer ends or the model
+    writes a line in neither the region nor the sketch (`DriftGuard`: the server stops
+    there, since verification would refuse anything after it)."""
     await collect_warm(engine, req)
     started = time.perf_counter()
     stream = engine.stream_chat(req)
-    text = "".join([piece async for piece in stream])
-    return Run(text, time.perf_counter() - started, stream.stats)
+    code, guard = UpdatedCodeStream(), DriftGuard(case.original, case.sketch)
+    pieces: list[str] = []
+    async for piece in stream:
+        pieces.append(piece)
+        if guard.feed(code.feed(piece)):
+            await stream.aclose()
+            break
+    seconds = time.perf_counter() - started
+    text = f"{OPEN_TAG}\n{guard.code}{STOP}" if guard.stopped else "".join(pieces)
+    return Run(text, seconds, stream.stats, guard.stopped)
 
 
 async def collect_warm(engine: EmbeddedEngine, req: ChatRequest) -> None:
@@ -231,11 +253,11 @@ async def main() -> int:
             plain_req = attrs.evolve(req, prediction=None)
             # Alternate the order so a drift in machine load hits both sides alike.
             if n % 2:
-                spec = await generate(engine, req)
-                plain = await generate(engine, plain_req)
+                spec = await generate(engine, req, case)
+                plain = await generate(engine, plain_req, case)
             else:
-                plain = await generate(engine, plain_req)
-                spec = await generate(engine, req)
+                plain = await generate(engine, plain_req, case)
+                spec = await generate(engine, req, case)
             kept = kept_lines(case.original, parse_updated_code(plain.text, case.original))
             rows.append((case, plain, spec, kept))
             s = spec.stats
@@ -244,7 +266,8 @@ async def main() -> int:
                 f"plain {plain.seconds:5.2f}s {plain.stats.tokens:4d} tok | "
                 f"spec {spec.seconds:5.2f}s {s.tokens:4d} tok {s.forward_passes:4d} passes "
                 f"{s.accepted_draft_tokens:4d}/{s.draft_tokens:<4d} drafts | "
-                f"x{plain.seconds / spec.seconds:4.2f} {'same' if plain.text == spec.text else 'DIFF'}",
+                f"x{plain.seconds / spec.seconds:4.2f} {'same' if plain.text == spec.text else 'DIFF'}"
+                f"{' cut' if plain.stopped or spec.stopped else ''}",
                 flush=True,
             )
     finally:

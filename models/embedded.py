@@ -564,9 +564,20 @@ class _Core:
             drafter = None
             if sampling.prediction and sampling.temperature <= 0:
                 drafter = Drafter(self.tokenizer.tokenize(sampling.prediction))
+            # With a drafter, a verify pass yields up to 65 tokens at once: their text goes
+            # out as one piece right before the next pass (`flush`), not as 65 wake-ups of
+            # the event loop, whose thread would then compete with the batch for a core.
+            pending: list[str] = []
+
+            def flush() -> None:
+                if pending:
+                    job.emit("".join(pending))
+                    pending.clear()
+
             stream = self._generate_tokens(
-                tokens, sampling.temperature, job.cancel, limit, drafter, gen
-            )
+                tokens, sampling.temperature, job.cancel, limit, drafter, gen,
+                flush if drafter is not None else None,
+            )  # fmt: skip
             with contextlib.closing(stream):
                 for token in stream:
                     if gen.tokens == 0:
@@ -575,9 +586,13 @@ class _Core:
                     stats.tokens_generated += 1
                     text = scanner.feed(decoder.decode(self.tokenizer.piece(token)))
                     if text:
-                        job.emit(text)
+                        if drafter is None:
+                            job.emit(text)
+                        else:
+                            pending.append(text)
                     if scanner.stopped or gen.tokens >= limit:
                         break
+            flush()
             tail = scanner.feed(decoder.decode(b"", final=True)) + scanner.flush()
             if tail:
                 job.emit(tail)
@@ -606,6 +621,7 @@ class _Core:
         limit: int,
         drafter: Drafter | None,
         gen: GenerationStats,
+        flush: Callable[[], None] | None = None,
     ) -> Generator[int, None, None]:
         """Prefill (reusing the cached prefix), then yield sampled tokens until end of generation.
 
@@ -617,7 +633,7 @@ class _Core:
         llm = self._model()
         self._prefill(tokens, cancel, gen)
         if temperature <= 0:
-            yield from self._greedy_tokens(llm, cancel, limit, drafter, gen)
+            yield from self._greedy_tokens(llm, cancel, limit, drafter, gen, flush)
             return
         params: dict[str, Any] = {"temp": temperature, "top_k": 40, "top_p": 0.95, "min_p": 0.05}
         # The whole prompt is cached now, so generate() samples without evaluating.
@@ -639,8 +655,10 @@ class _Core:
         limit: int,
         drafter: Drafter | None,
         gen: GenerationStats,
+        flush: Callable[[], None] | None = None,
     ) -> Generator[int, None, None]:
         """Greedy decoding after a prefill; with a drafter, verify drafts in batches.
+        `flush` is called before each forward pass, so what was yielded so far goes out.
 
         Invariant at every yield: the KV cache and `llm.input_ids[:llm.n_tokens]`
         hold exactly the prompt and the tokens yielded before the current one,
@@ -674,6 +692,8 @@ class _Core:
             if cancel.is_set():
                 raise GenerationCancelled
             batch = [pending, *draft]
+            if flush is not None:
+                flush()
             out = dec.decode(batch, n_past)
             llm.input_ids[n_past : n_past + len(batch)] = batch
             accepted = 0

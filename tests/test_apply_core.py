@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lowentropy.server.apply import (
+    DriftGuard,
     Region,
     minimal_edits,
     parse_sketch,
@@ -643,3 +644,14 @@ def test_a_deletion_the_sketch_shows_passes_and_one_it_hides_fails() -> None:
     # without markers the update is the region's whole new text: it may remove anything
     whole = 'def area(width, height):\n    """The area."""\n    return width * height\n'
     assert verify_rewrite(AREA, whole, without_check).ok
+
+
+def test_drift_guard_stops_at_the_first_line_in_neither_region_nor_update() -> None:
+    guard = DriftGuard(AREA, SKETCH)
+    answer = AREA_FIXED + "(\n(\n"
+    fed = [guard.feed(answer[k : k + 7]) for k in range(0, len(answer), 7)]
+    assert guard.stopped and fed[-1] and not fed[0]
+    assert guard.code == AREA_FIXED  # everything before the first unknown line
+    # blank lines and fences are neutral; a faithful copy never stops
+    calm = DriftGuard(AREA, SKETCH)
+    assert not calm.feed("```python\n" + AREA_FIXED + "\n```\n") and not calm.stopped

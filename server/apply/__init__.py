@@ -35,9 +35,10 @@ from .edits import TextEditSpec, minimal_edits, unified_diff
 from .merge import Region, splice
 from .plan import ApplyPlan, plan_apply
 from .sketch import Sketch, SketchLine, is_marker, parse_sketch
-from .verify import Verification, verify, verify_rewrite
+from .verify import DriftGuard, Verification, verify, verify_rewrite
 
 __all__ = [
+    "DriftGuard",
     "ApplyPlan",
     "Region",
     "Sketch",

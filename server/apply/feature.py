@@ -33,7 +33,7 @@ from ..protocol import WireDocument, WireRange
 from .edits import TextEditSpec, minimal_edits, unified_diff
 from .merge import Region, splice
 from .plan import plan_apply
-from .verify import verify, verify_rewrite
+from .verify import DriftGuard, verify, verify_rewrite
 
 if TYPE_CHECKING:
     from ..app import LowEntropyServer
@@ -259,6 +259,8 @@ async def _rewrite_region(
     """The `apply` role's rewrite of one region (its original text is the speculative draft)."""
     from lowentropy.prompts.apply import (
         DEFAULT_APPLY_FORMAT,
+        OPEN_TAG,
+        STOP,
         UpdatedCodeStream,
         _common_indent,
         apply_chat_request,
@@ -288,12 +290,19 @@ async def _rewrite_region(
     generation_stats: dict[str, int] = {}
     # What the client sees while it streams: the code only, at the region's indentation.
     shown = UpdatedCodeStream(_common_indent(region.original) if fmt.dedent else "")
+    # A line in neither the region nor the update fails verification: stop there.
+    unindented, guard = UpdatedCodeStream(), DriftGuard(region.original, region.update)
     try:
         async for piece in stream:
             pieces.append(piece)
+            if guard.feed(unindented.feed(piece)):
+                log.info("apply: the model wrote a line in neither region nor sketch; stopped")
+                break
             code = shown.feed(piece)
             if on_piece is not None and code:
                 on_piece(region, index, code)
+        if guard.stopped:
+            await _close(stream)
     except JsonRpcException:
         raise
     except Exception as exc:
@@ -305,8 +314,15 @@ async def _rewrite_region(
     stats.tokens += generation_stats.get("tokens", 0)
     stats.draft_tokens += generation_stats.get("draft_tokens", 0)
     stats.accepted_draft_tokens += generation_stats.get("accepted_draft_tokens", 0)
-    rewritten: str = parse_updated_code("".join(pieces), region.original)
+    answer = f"{OPEN_TAG}\n{guard.code}{STOP}" if guard.stopped else "".join(pieces)
+    rewritten: str = parse_updated_code(answer, region.original)
     return rewritten
+
+
+async def _close(stream: Any) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _speculation_stats(stream: Any) -> dict[str, int]:

@@ -30,7 +30,7 @@ from .sketch import parse_sketch
 from .syntax import definitions, parse, syntax_errors
 from .text import Lines, indent_style, split_lines
 
-__all__ = ["Verification", "verify", "verify_rewrite"]
+__all__ = ["DriftGuard", "Verification", "verify", "verify_rewrite"]
 
 
 @attrs.frozen
@@ -231,6 +231,42 @@ def _sketch_runs(update: str, original: str) -> list[list[str]]:
 def _contains(run: list[str], chain: list[str]) -> bool:
     n = len(chain)
     return any(run[i : i + n] == chain for i in range(len(run) - n + 1))
+
+
+class DriftGuard:
+    """Stops a streaming rewrite at its first line that is in neither the region nor the update.
+
+    `verify_rewrite` refuses such a line anyway, so nothing after it can be used; a tiny
+    greedy model that has finished copying often rambles on (repeated brackets, the
+    sketch again) until its token limit. Feed it the code as it streams (no answer tags);
+    `stopped` turns True once a complete line is unknown, and `code` is the text up to
+    that line. Blank lines and code fences are neutral.
+    """
+
+    def __init__(self, original_region: str, update: str) -> None:
+        self._known = {t.strip() for t in update.split("\n")} | {
+            t.strip() for t in original_region.split("\n")
+        }
+        self._done: list[str] = []
+        self._line = ""
+        self.stopped = False
+
+    def feed(self, piece: str) -> bool:
+        if self.stopped:
+            return True
+        *complete, self._line = (self._line + piece).split("\n")
+        for line in complete:
+            key = line.strip()
+            if key and not key.startswith("```") and key not in self._known:
+                self.stopped = True
+                return True
+            self._done.append(line)
+        return False
+
+    @property
+    def code(self) -> str:
+        """The complete lines accepted so far, each with its newline."""
+        return "".join(line + "\n" for line in self._done)
 
 
 def verify_rewrite(original_region: str, update: str, rewritten: str) -> Verification:

@@ -82,6 +82,9 @@ SPEC_MAX_DRAFT = 64
 SPEC_NGRAMS = (4, 3, 2)  # n-gram sizes tried, longest first, when re-aligning
 WIDE_BACKOFF_MIN = 8  # verify batches before the slower thread count is tried again
 WIDE_BACKOFF_MAX = 256
+# The slower side is re-tried only on a batch this small: losing that bet on a 65-token
+# batch costs ~250 ms (measured: 65 tokens 300 ms on 2 idle cores, 546 ms on 1).
+EXPLORE_MAX_TOKENS = 17
 
 
 @attrs.define
@@ -302,6 +305,7 @@ class _BatchDecoder:
         self._wide_s: float | None = None
         self._batches = 0
         self._explore_at = 0  # from this batch on, try the side that measured slower once
+        self._exploring = False  # the current batch is such a try
         self._backoff = WIDE_BACKOFF_MIN
 
     def close(self) -> None:
@@ -331,7 +335,7 @@ class _BatchDecoder:
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
             batch.logits[i] = True
-        wide = n > 1 and self._use_wide()
+        wide = n > 1 and self._use_wide(n)
         if wide:
             self._lib.llama_set_n_threads(self._ctx, self._threads[0], self._verify_threads)
         started = time.perf_counter()
@@ -347,21 +351,23 @@ class _BatchDecoder:
         rows = np.ctypeslib.as_array(logits, shape=(n, self._n_vocab))
         return [int(t) for t in rows.argmax(axis=1)]
 
-    def _use_wide(self) -> bool:
+    def _use_wide(self, n: int) -> bool:
         """Verify on every core when that has measured faster than the configured threads.
 
         Batched matmuls scale with cores (~2x on 2 idle cores), but when another
         process wants a core, ggml's spinning threads make a batch several times
         slower (measured: 16 tokens 85 ms on 1 thread, 350 ms on 2). So both are
         measured (narrow first, then wide), the faster is used, and the other is
-        tried again after exponentially more batches each time it loses.
+        tried again after exponentially more batches each time it loses, on a small
+        batch (at most EXPLORE_MAX_TOKENS), where a lost bet is cheap.
         """
+        self._exploring = False
         if self._verify_threads <= self._threads[1] or self._narrow_s is None:
             return False
         if self._wide_s is None:
             return True
-        explore = self._batches >= self._explore_at
-        return (self._wide_s < self._narrow_s) != explore
+        self._exploring = self._batches >= self._explore_at and n <= EXPLORE_MAX_TOKENS
+        return (self._wide_s < self._narrow_s) != self._exploring
 
     def _record(self, n: int, wide: bool, per_token_s: float) -> None:
         def ema(old: float | None) -> float:
@@ -370,7 +376,7 @@ class _BatchDecoder:
         if n == 1:
             self.step_s = ema(self.step_s)
             return
-        explored = self._batches >= self._explore_at  # as `_use_wide` decided it
+        explored = self._exploring  # as `_use_wide` decided it
         self._batches += 1
         was_wide_better = (
             self._wide_s is not None

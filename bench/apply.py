@@ -12,7 +12,7 @@ exact        The dev set of `tests/apply_devset.py` (edits over standard-library
 speculative  `bench/apply_speculative.py`: speculative vs plain decoding on the embedded
              engine, same model, same prompt, greedy (see its docstring for the bars).
 
-Usage: python bench/apply.py [--only exact] [--model-cases 40] [--cases 90]
+Usage: python bench/apply.py [--only exact] [--model-cases 40] [--cases 150]
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="exact,speculative")
     parser.add_argument("--model-cases", type=int, default=40, help="sample for the model alone")
-    parser.add_argument("--cases", type=int, default=90, help="speculative: most cases")
+    parser.add_argument("--cases", type=int, default=150, help="speculative: most cases")
     parser.add_argument("--faithful", type=int, default=20, help="speculative: faithful wanted")
     args = parser.parse_args()
     sections = set(args.only.split(","))

@@ -234,7 +234,7 @@ async def collect_warm(engine: EmbeddedEngine, req: ChatRequest) -> None:
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", type=int, default=90, help="most cases to run")
+    parser.add_argument("--cases", type=int, default=150, help="most cases to run")
     parser.add_argument("--faithful", type=int, default=20, help="stop after this many faithful")
     parser.add_argument("--model", default=None, help="a GGUF path (default: packaged SmolLM2)")
     args = parser.parse_args()

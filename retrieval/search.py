@@ -15,8 +15,6 @@ reranker needs their text).
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -67,27 +65,22 @@ class CrossEncoderReranker:
         self.max_length = max_length
         self.device = device
         self._model = model
-        self._lock = threading.Lock()
 
     def _load(self) -> Any:
-        with self._lock:
-            if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
-                from sentence_transformers import CrossEncoder
+        if self._model is None:  # the loader caches per process, so a race loads once
+            from lowentropy.models.embeddings import load_cross_encoder
 
-                self._model = CrossEncoder(
-                    self.model_path, max_length=self.max_length, device=self.device
-                )
-            return self._model
+            assert self.model_path is not None
+            self._model = load_cross_encoder(self.model_path, self.device, self.max_length)
+        return self._model
 
     def score_sync(self, query: str, texts: Sequence[str]) -> list[float]:
         """Blocking: one relevance score per text, higher is better."""
         if not texts:
             return []
-        scores = self._load().predict(
-            [(query, t) for t in texts], batch_size=self.batch_size, show_progress_bar=False
-        )
-        return [float(x) for x in scores]
+        from lowentropy.models.embeddings import predict_sync
+
+        return predict_sync(self._load(), [(query, t) for t in texts], self.batch_size)
 
     async def rerank(self, query: str, hits: Sequence[SearchHit]) -> list[SearchHit]:
         head, tail = list(hits[: self.top]), list(hits[self.top :])

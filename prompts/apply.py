@@ -291,9 +291,10 @@ class UpdatedCodeStream:
         self._line_start = True
 
     def feed(self, piece: str) -> str:
-        return self._reindent(self._code(piece))
+        return self.reindent(self.code(piece))
 
-    def _reindent(self, text: str) -> str:
+    def reindent(self, text: str) -> str:
+        """`text` (what `code` returned, in order) with `indent` before each non-empty line."""
         if not self._indent or not text:
             return text
         out: list[str] = []
@@ -307,7 +308,8 @@ class UpdatedCodeStream:
             out.append(part)
         return "".join(out)
 
-    def _code(self, piece: str) -> str:
+    def code(self, piece: str) -> str:
+        """The code in `piece`, as the model wrote it (no tags, not re-indented)."""
         if self._done:
             return ""
         self._buf += piece

@@ -291,16 +291,16 @@ async def _rewrite_region(
     # What the client sees while it streams: the code only, at the region's indentation.
     shown = UpdatedCodeStream(_common_indent(region.original) if fmt.dedent else "")
     # A line in neither the region nor the update fails verification: stop there.
-    unindented, guard = UpdatedCodeStream(), DriftGuard(region.original, region.update)
+    guard = DriftGuard(region.original, region.update)
     try:
         async for piece in stream:
             pieces.append(piece)
-            if guard.feed(unindented.feed(piece)):
+            code = shown.code(piece)
+            if guard.feed(code):
                 log.info("apply: the model wrote a line in neither region nor sketch; stopped")
                 break
-            code = shown.feed(piece)
             if on_piece is not None and code:
-                on_piece(region, index, code)
+                on_piece(region, index, shown.reindent(code))
         if guard.stopped:
             await _close(stream)
     except JsonRpcException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -92,6 +93,11 @@ async def _probe_embedder(config: RoleConfig) -> str:
         embedder = SentenceTransformerEmbedder()
     try:
         (vector,) = await embedder.embed(["def add(a, b):\n    return a + b"])
+        elapsed = time.perf_counter() - started
+        queries = ""
+        if isinstance(embedder, SentenceTransformerEmbedder):
+            await asyncio.to_thread(embedder.wait_for_onnx, 60.0)
+            queries = f"; queries through {embedder.query_runtime()}"
     finally:
         await embedder.aclose()
-    return f"{len(vector)} dimensions in {1000 * (time.perf_counter() - started):.0f} ms (load included)"
+    return f"{len(vector)} dimensions in {1000 * elapsed:.0f} ms (load included){queries}"

@@ -195,6 +195,7 @@ def test_doctor_reports_each_backend(tmp_path: Path, refused_url: str) -> None:
     assert "first token" in rows["tab"]
     assert "cannot connect" in rows["chat"] or "connect" in rows["chat"].lower()
     assert "384 dimensions" in rows["embed"]
+    assert "queries through ONNX Runtime" in rows["embed"], done.stdout
 
 
 def test_index_then_search_from_the_terminal(tmp_path: Path) -> None:

@@ -27,9 +27,11 @@ from pygls.exceptions import JsonRpcException
 from pygls.uris import to_fs_path
 
 from lowentropy.retrieval import (
+    CrossEncoderReranker,
     Index,
     IndexConfig,
     IndexStatus,
+    Reranker,
     SearchHit,
     SyncProgress,
     WalkConfig,
@@ -72,6 +74,13 @@ def make_embedder(config: RoleConfig) -> Embedder:
     return SentenceTransformerEmbedder(config.model_path)
 
 
+def make_reranker(options: IndexOptions) -> Reranker | None:
+    """The configured cross-encoder; it loads on the first search that needs it."""
+    if not options.rerank_model:
+        return None
+    return CrossEncoderReranker(options.rerank_model, top=options.rerank_top)
+
+
 def index_config(options: IndexOptions) -> IndexConfig:
     return IndexConfig(
         db_uri=options.db_uri,
@@ -103,7 +112,10 @@ class IndexService:
         if not options.enabled or self.ls.root is None:
             return
         self.index = Index(
-            self.ls.root, make_embedder(self.ls.settings.role("embed")), index_config(options)
+            self.ls.root,
+            make_embedder(self.ls.settings.role("embed")),
+            index_config(options),
+            reranker=make_reranker(options),
         )
         self.initial_sync = self._keep(asyncio.create_task(self._initial_sync(after)))
 

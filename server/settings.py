@@ -77,6 +77,8 @@ class WireIndex:
     cache_dir: str | None = None
     exclude: list[str] | None = None
     sync_delay_ms: int | None = None
+    rerank_model: str | None = None
+    rerank_top: int | None = None
 
 
 @attrs.define(kw_only=True)
@@ -128,6 +130,10 @@ class IndexOptions:
     cache_dir: str | None = None  # parent of the per-workspace state folders
     exclude: tuple[str, ...] = ()  # gitignore-style patterns, relative to the root
     sync_delay_ms: int = 1500  # quiet time after the last change before a path is re-synced
+    # Folder of a sentence-transformers CrossEncoder that reorders the head of each
+    # search (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2, downloaded); None = no rerank.
+    rerank_model: str | None = None
+    rerank_top: int = 20  # fused hits the cross-encoder scores (one model pass each)
 
 
 @attrs.frozen(kw_only=True)
@@ -275,6 +281,21 @@ def _resolve_index(base: IndexOptions, wire: WireIndex | None) -> IndexOptions:
         return base
     if wire.sync_delay_ms is not None and wire.sync_delay_ms < 0:
         raise SettingsError(f"index.syncDelayMs: must be >= 0, got {wire.sync_delay_ms}")
+    if wire.rerank_top is not None and wire.rerank_top < 1:
+        raise SettingsError(f"index.rerankTop: must be >= 1, got {wire.rerank_top}")
+    rerank_model = wire.rerank_model
+    if rerank_model is not None:
+        if not rerank_model.strip():
+            rerank_model = ""  # an empty string switches a configured reranker off
+        else:
+            folder = Path(rerank_model).expanduser()
+            if not (folder / "config.json").is_file():
+                raise SettingsError(
+                    f"index.rerankModel: {rerank_model} is not a model folder (no config.json); "
+                    "give the folder of a sentence-transformers CrossEncoder (models load "
+                    "offline, never from the network)"
+                )
+            rerank_model = str(folder.resolve())
     return _set(
         base,
         enabled=wire.enabled,
@@ -282,6 +303,8 @@ def _resolve_index(base: IndexOptions, wire: WireIndex | None) -> IndexOptions:
         cache_dir=wire.cache_dir,
         exclude=tuple(wire.exclude) if wire.exclude is not None else None,
         sync_delay_ms=wire.sync_delay_ms,
+        rerank_model=rerank_model,
+        rerank_top=wire.rerank_top,
     )
 
 

@@ -141,6 +141,38 @@ async def test_search_finds_the_function_and_its_real_range(indexed: Any) -> Non
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
+async def test_a_configured_cross_encoder_orders_the_search(tmp_path: Path) -> None:
+    """`index.rerankModel` makes the server score the head of each search with that model.
+
+    No cross-encoder is packaged: this one is the packaged MiniLM with a seeded,
+    untrained scoring head, saved to a folder as a downloaded one would be. Its
+    scores mean nothing, but they are a real model's, so the hits the server
+    returns must carry exactly the scores this process gets from the same folder.
+    """
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from lowentropy.models.embeddings import default_model_path
+
+    torch.manual_seed(0)
+    folder = tmp_path / "cross-encoder"
+    CrossEncoder(default_model_path(), num_labels=1).save(str(folder))
+    root = tmp_path / "ws"
+    root.mkdir()
+    for name in ("decoder.py", "encoder.py", "scanner.py"):
+        shutil.copy(PACKAGE / name, root / name)
+    index = {"enabled": True, "syncDelayMs": 50, "rerankModel": str(folder), "rerankTop": 3}
+    async with lsp_client(root, {**QUIET_TAB, "index": index}) as client:
+        await _wait(client, lambda s: s.state != "indexing" and s.pendingEmbeddings == 0)
+        hits = await _search(client, "decode a JSON string", 6)
+    assert len(hits) >= 4
+    model = CrossEncoder(str(folder))
+    want = [float(x) for x in model.predict([("decode a JSON string", h.text) for h in hits[:3]])]
+    assert [h.score for h in hits[:3]] == pytest.approx(want, abs=1e-4)
+    assert want == sorted(want, reverse=True)
+    assert all(h.score <= 2 / 61 for h in hits[3:])  # the tail keeps its fused (RRF) scores
+
+
 async def test_secrets_and_ignored_files_are_not_searchable(indexed: Any) -> None:
     client, _, _ = indexed
     for query in (FAKE_KEY, "OPENAI_API_KEY", "ignored_helper_function gitignored"):

@@ -87,3 +87,18 @@ def test_the_apply_role_template_names_an_apply_format() -> None:
     assert resolve({"apply": {"template": "fastapply"}}).role("apply").template == "fastapply"
     with pytest.raises(SettingsError, match=r"apply\.template: unknown apply format 'starcoder'"):
         resolve({"apply": {"template": "starcoder"}})
+
+
+def test_rerank_model_must_be_a_model_folder(tmp_path: Path) -> None:
+    assert resolve().index.rerank_model is None
+    with pytest.raises(SettingsError, match=r"index\.rerankModel: .* is not a model folder"):
+        resolve({"index": {"rerankModel": str(tmp_path / "missing")}})
+    with pytest.raises(SettingsError, match=r"index\.rerankTop: must be >= 1"):
+        resolve({"index": {"rerankTop": 0}})
+    (tmp_path / "ce").mkdir()
+    (tmp_path / "ce" / "config.json").write_text("{}")
+    index = resolve({"index": {"rerankModel": str(tmp_path / "ce"), "rerankTop": 5}}).index
+    assert (index.rerank_model, index.rerank_top) == (str((tmp_path / "ce").resolve()), 5)
+    # a later layer's empty string switches it off again
+    off = resolve({"index": {"rerankModel": str(tmp_path / "ce")}}, {"index": {"rerankModel": ""}})
+    assert not off.index.rerank_model

@@ -1,12 +1,12 @@
 """Codebase index figures on the standard library: throughput, edits, latency, quality.
 
 Sections (all by default; pick some with --only cold,edit,latency,quality). The
-defaults finish in about 7-9 minutes on 2 shared cores (all-MiniLM-L6-v2 embeds
-~15-40 chunks/s there); each section prints its own time and every bar a
+defaults finish in about 4 minutes on 2 shared cores (all-MiniLM-L6-v2 embeds
+~30 chunks/s there); each section prints its own time and every bar a
 PASS/FAIL line, and the exit status is 1 when any bar fails.
 
 cold     Cold index of the first --limit files of the standard library (default 20,
-         ~930 chunks, ~2 min), copied to a temp folder: sync + fill every vector with
+         ~930 chunks, ~2 min for the four passes), copied to a temp folder: sync + fill every vector with
          all-MiniLM-L6-v2, from an empty database and cache. Prints files/s and
          chunks/s, beside the raw throughput of the same embedder on the same texts in
          the same batches. Two rounds, ordered pipeline, raw, raw, pipeline, so that
@@ -22,7 +22,9 @@ latency  Search latency over >= 100k chunk rows (--latency-rows, at least 100k f
          under `copyN/` path prefixes until there are enough. Their vectors are
          random unit vectors (embedding 100k chunks would take hours here), so
          vector hits are meaningless but cost what real ones cost; the full-text
-         and ANN indexes are built as a sync would. Queries are embedded for real.
+         and ANN indexes are built as a sync would. Queries are embedded for real,
+         by the ONNX Runtime copy of MiniLM as in the server (the bench waits
+         for its one-time export and prints which runtime ran).
          Prints p50/p99 for hybrid, vector and full text end to end (query
          embedding included: it is part of every real search), then the query
          embedding alone and hybrid/vector with the query vectors made beforehand

@@ -42,6 +42,7 @@ from lowentropy.retrieval.walker import read_bytes
 from . import protocol
 from .documents import utf16_to_codepoints
 from .indexing import IndexUnavailableError, hit_location
+from .loop_guard import LoopGuard
 
 if TYPE_CHECKING:
     from .app import LowEntropyServer
@@ -151,33 +152,6 @@ def _chunk(hit: SearchHit) -> ChatChunk:
     return ChatChunk(label=label, text=hit.text, language=hit.language)
 
 
-class _LoopGuard:
-    """Spots a greedy small model repeating itself, so the answer stops there.
-
-    `repeats(piece)` sees each streamed piece before it is sent and says True
-    when the piece completes a line (of 40 characters or more) that the
-    answer already gave. The piece is then dropped and generation stops; the
-    start of that line may have gone out already, as pieces stream before a
-    line is known to repeat.
-    """
-
-    MIN_CHARS = 40
-
-    def __init__(self) -> None:
-        self._line = ""
-        self._seen: set[str] = set()
-
-    def repeats(self, piece: str) -> bool:
-        *complete, self._line = (self._line + piece).split("\n")
-        for line in complete:
-            key = line.strip()
-            if len(key) >= self.MIN_CHARS:
-                if key in self._seen:
-                    return True
-                self._seen.add(key)
-        return False
-
-
 async def chat(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
     request = protocol.parse_params(params, protocol.ChatParams, protocol.CHAT)
     messages = request.messages
@@ -269,17 +243,23 @@ async def chat(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
         stable_prefix=SYSTEM_PROMPT,
     )
     pieces: list[str] = []
-    loops = _LoopGuard()
+    loops = LoopGuard()
+
+    def send(text: str) -> None:
+        pieces.append(text)
+        if token is not None and text:
+            ls.protocol.notify(
+                types.PROGRESS, types.ProgressParams(token=token, value={"content": text})
+            )
+
     try:
         async for piece in backend.generator.stream_chat(chat_request):
-            if loops.repeats(piece):
-                log.info("chat: the answer started repeating a paragraph; stopped it there")
+            fed = loops.feed(piece)
+            send(fed.text)
+            if fed.stop:
+                log.info("chat: the answer started repeating itself; stopped it there")
                 break
-            pieces.append(piece)
-            if token is not None and piece:
-                ls.protocol.notify(
-                    types.PROGRESS, types.ProgressParams(token=token, value={"content": piece})
-                )
+        send(loops.finish())
     except JsonRpcException:
         raise
     except Exception as exc:

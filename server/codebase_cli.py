@@ -166,7 +166,7 @@ async def search(root: Path, query: str, limit: int, mode: Any, console: Console
     for hit in hits:
         first = next((line.strip() for line in hit.text.splitlines() if line.strip()), "")
         table.add_row(
-            f"{hit.score:.3f}",
+            f"{hit.score:.4f}",
             f"{hit.rel_path}:{hit.span.start_line + 1}-{hit.span.end_line + 1}",
             hit.symbol or hit.kind,
             first[:60],

@@ -384,21 +384,6 @@ async def test_chat_prompt_never_holds_secrets_ignored_or_outside_files(tmp_path
     assert result["citations"] == []  # no index, no excerpt with a range
 
 
-def test_a_repeating_answer_is_stopped_at_the_first_repeated_line() -> None:
-    from lowentropy.server.chat import _LoopGuard
-
-    line = "The decode method parses the JSON document and returns the object.\n"
-    answer = line + "\nIt calls raw_decode for the work.\n" + line + "never reached\n"
-    guard = _LoopGuard()
-    pieces = [answer[i : i + 5] for i in range(0, len(answer), 5)]
-    stopped = next(i for i, piece in enumerate(pieces) if guard.repeats(piece))
-    kept = "".join(pieces[:stopped])
-    assert kept.count(line) == 1 and "raw_decode" in kept
-    assert "never reached" not in kept
-    short = _LoopGuard()  # short lines ("}", "else:") repeat in code all the time
-    assert not any(short.repeats(p) for p in ["else:\n", "    pass\n"] * 3)
-
-
 async def test_an_empty_array_is_taken_as_no_params(client: LanguageClient) -> None:
     # Neovim encodes an empty Lua table `{}` as `[]`.
     stats = await client.protocol.send_request_async("lowentropy/stats", [])

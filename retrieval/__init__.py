@@ -19,6 +19,7 @@ from lowentropy.retrieval.secrets import (
     is_secret_path,
     redact_secrets,
 )
+from lowentropy.retrieval.store_errors import StoreUnavailableError
 from lowentropy.retrieval.types import (
     Chunk,
     IndexStatus,
@@ -46,6 +47,7 @@ __all__ = [
     "SearchHit",
     "SearchMode",
     "Span",
+    "StoreUnavailableError",
     "SyncProgress",
     "SyncResult",
     "TreeDiff",

@@ -40,6 +40,7 @@ from lowentropy.retrieval.embed_cache import EmbeddingCache
 from lowentropy.retrieval.merkle import FileLeaf, MerkleTree, diff, file_hash
 from lowentropy.retrieval.search import Reranker, Searcher
 from lowentropy.retrieval.store import ChunkStore
+from lowentropy.retrieval.store_errors import StoreUnavailableError, store_errors
 from lowentropy.retrieval.types import (
     IndexStatus,
     ProgressCallback,
@@ -60,6 +61,9 @@ _RACY_NS = 2_000_000_000
 _RECENT = 64  # recently synced paths remembered as embedding priority
 _OPTIMIZE_AFTER_FILES = 200
 _OPTIMIZE_AFTER_ROWS = 256
+# After the database could not be opened, calls fail at once with the same error
+# for this long rather than each waiting out the object store's retries again.
+_REOPEN_AFTER_S = 30.0
 
 
 class Index:
@@ -88,6 +92,7 @@ class Index:
         self._cache: EmbeddingCache | None = None
         self._searcher: Searcher | None = None
         self._verified = False  # rows checked against the saved tree
+        self._open_failure: tuple[float, StoreUnavailableError] | None = None
         self._open_lock = asyncio.Lock()
         # A cancelled `await sync()` leaves its worker thread running: the next
         # sync's thread waits for it here rather than racing it over the tree.
@@ -118,19 +123,30 @@ class Index:
         async with self._open_lock:
             if self._store is not None:
                 return
+            if self._open_failure is not None:
+                failed_at, error = self._open_failure
+                if time.monotonic() - failed_at < _REOPEN_AFTER_S:
+                    raise error.with_traceback(None)
             dims = self.embedder.dimensions
             if dims <= 0:
                 probe = getattr(self.embedder, "probe_dimensions", None)
                 dims = await probe() if probe else len((await self.embedder.embed(["probe"]))[0])
-            await asyncio.to_thread(self._open_blocking, dims)
+            try:
+                await asyncio.to_thread(self._open_blocking, dims)
+            except StoreUnavailableError as exc:
+                self._open_failure = (time.monotonic(), exc)
+                raise
+            self._open_failure = None
 
     def _open_blocking(self, dims: int) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        db = lancedb.connect(self.db_uri)
         name = self.config.table or (
             f"chunks_{workspace_id(self.root)}" if self.config.db_uri else "chunks"
         )
-        store = ChunkStore(db, name, dims, self.config.vector_index_min_rows)
+        with store_errors(self.db_uri):
+            db = lancedb.connect(self.db_uri)
+            store = ChunkStore(db, name, dims, self.config.vector_index_min_rows)
+            cache = EmbeddingCache(db, self.embedder.name, dims)
         meta = {"model": self.embedder.name, "dimensions": dims, "db": self.db_uri, "table": name}
         try:
             old_meta = json.loads(self._meta_path.read_text(encoding="utf-8"))
@@ -138,11 +154,15 @@ class Index:
             old_meta = None
         if old_meta != meta:
             # Another model (or database): vectors and tree describe something else.
-            store.drop()
+            with store_errors(self.db_uri):
+                store.drop()
             self._tree_path.unlink(missing_ok=True)
             self._meta_path.write_text(json.dumps(meta), encoding="utf-8")
+        with store_errors(self.db_uri):
+            # Reach both tables now: a wrong URI, bucket or key fails here, once, clearly.
+            _ = store.table, cache.table
         self._tree = MerkleTree.load(self._tree_path)
-        self._cache = EmbeddingCache(db, self.embedder.name, dims)
+        self._cache = cache
         self._store = store
         self._searcher = Searcher(
             store,

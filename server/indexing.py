@@ -33,6 +33,7 @@ from lowentropy.retrieval import (
     IndexStatus,
     Reranker,
     SearchHit,
+    StoreUnavailableError,
     SyncProgress,
     WalkConfig,
 )
@@ -151,8 +152,19 @@ class IndexService:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
+            shown = self.last_error
             self.last_error = str(exc)
-            log.warning("indexing failed: %s", exc, exc_info=exc)
+            if isinstance(exc, StoreUnavailableError):
+                log.warning("indexing failed: %s", exc)  # the message says it all
+            else:
+                log.warning("indexing failed: %s", exc, exc_info=exc)
+            if self.last_error != shown:  # once, not again on every save that fails alike
+                self.ls.window_show_message(
+                    types.ShowMessageParams(
+                        type=types.MessageType.Error,
+                        message=f"lowentropy: indexing failed: {exc}",
+                    )
+                )
 
     # ---- syncing -------------------------------------------------------------------------
 
@@ -258,10 +270,18 @@ class IndexService:
         return self.index
 
     async def search(self, query: str, limit: int) -> list[SearchHit]:
-        return await self.require().search(query, limit)
+        index = self.require()
+        try:
+            return await index.search(query, limit)
+        except StoreUnavailableError as exc:
+            raise IndexUnavailableError(str(exc)) from exc
 
     async def status(self) -> IndexStatus:
-        return await self.require().status()
+        index = self.require()
+        try:
+            return await index.status()
+        except StoreUnavailableError as exc:
+            raise IndexUnavailableError(str(exc)) from exc
 
 
 class _ProgressReporter:
@@ -358,7 +378,18 @@ async def index_status(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
             "model": "",
             "error": service.last_error,
         }
-    status = await service.status()
+    try:
+        status = await service.status()
+    except IndexUnavailableError as exc:  # the database cannot be reached
+        return {
+            "state": "error",
+            "files": 0,
+            "chunks": 0,
+            "pendingEmbeddings": 0,
+            "rootHash": "",
+            "model": service.index.model,
+            "error": str(exc),
+        }
     syncing = service.initial_sync is not None and not service.initial_sync.done()
     state = "indexing" if syncing else "embedding" if status.pending_embeddings else "ready"
     return {

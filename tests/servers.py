@@ -16,6 +16,9 @@ A pytest plugin (`pytest_plugins = ["servers"]` in conftest.py).
   It records each request it parsed (method, path, headers, JSON body) and
   counts connections (`connections` accepted, `active` open now).
 - `refused_url`: a URL on a free port with nothing listening.
+- `s3_server` (session): base URL of a real S3-compatible HTTP server process
+  (moto's server mode) on 127.0.0.1, for LanceDB `s3://` URIs; buckets are
+  made with `make_bucket`, clients reach it through `s3_env(url)`.
 """
 
 from __future__ import annotations
@@ -26,12 +29,15 @@ import importlib.resources
 import json
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import attrs
+import httpx
 import pytest
 
 from lowentropy.models.vllm_launcher import start_process, stop_process, wait_ready
@@ -271,6 +277,60 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real llama.cpp server (llama-cpp-python) on SmolLM2-135M; yields its base URL."""
     with running_llama_server(tmp_path_factory.mktemp("llama_server"), "--n_ctx", "4096") as url:
         yield url
+
+
+def s3_env(url: str) -> dict[str, str]:
+    """The standard AWS variables that point LanceDB's object store at `url`."""
+    return {
+        "AWS_ENDPOINT": url,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test-only-key-id",
+        "AWS_SECRET_ACCESS_KEY": "test-only-secret",
+    }
+
+
+def make_bucket(url: str, name: str) -> None:
+    """Creates a bucket (moto takes unsigned requests)."""
+    httpx.put(f"{url}/{name}", timeout=10).raise_for_status()
+
+
+def bucket_keys(url: str, name: str) -> list[str]:
+    """Every object key in the bucket (ListObjectsV2, all pages)."""
+    keys: list[str] = []
+    token: str | None = None
+    while True:
+        params = {"list-type": "2", **({"continuation-token": token} if token else {})}
+        root = ElementTree.fromstring(httpx.get(f"{url}/{name}", params=params, timeout=10).content)
+        ns = {"s3": root.tag.split("}")[0].strip("{")}
+        keys += [k.text or "" for k in root.iterfind("s3:Contents/s3:Key", ns)]
+        token = root.findtext("s3:NextContinuationToken", None, ns)
+        if not token:
+            return keys
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3-compatible server process (moto) on a free loopback port; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("s3_server") / "server.log"
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    mp = start_process("s3_server", command, url, log_path)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if mp.proc.poll() is not None:
+                raise RuntimeError(f"the S3 server exited early:\n{log_path.read_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/", timeout=2).status_code == 200:  # ListBuckets
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the S3 server did not answer in 60 s:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        stop_process(mp, grace=5)
 
 
 @pytest.fixture

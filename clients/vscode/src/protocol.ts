@@ -75,7 +75,7 @@ export interface ApplyResult {
 }
 
 export interface IndexStatus {
-  state: 'off' | 'indexing' | 'embedding' | 'ready';
+  state: 'off' | 'indexing' | 'embedding' | 'ready' | 'error';
   files: number;
   chunks: number;
   pendingEmbeddings: number;

@@ -7,7 +7,7 @@ hits = await index.search("where do we parse headers?")
 """
 
 from lowentropy.retrieval.chunker import ChunkConfig, chunk_file
-from lowentropy.retrieval.config import IndexConfig, default_cache_dir, workspace_id
+from lowentropy.retrieval.config import IndexConfig, checkout_id, default_cache_dir, workspace_id
 from lowentropy.retrieval.embed_cache import EmbeddingCache, cache_key
 from lowentropy.retrieval.indexer import Index
 from lowentropy.retrieval.languages import language_for, tree_sitter_languages
@@ -54,6 +54,7 @@ __all__ = [
     "WalkConfig",
     "Walker",
     "cache_key",
+    "checkout_id",
     "chunk_file",
     "contains_secret",
     "default_cache_dir",

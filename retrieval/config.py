@@ -8,8 +8,10 @@ else `~/.cache/...`). `db_uri` points the tables anywhere LanceDB can reach
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import os
+import socket
 from pathlib import Path
 
 import attrs
@@ -17,7 +19,7 @@ import attrs
 from lowentropy.retrieval.chunker import ChunkConfig
 from lowentropy.retrieval.walker import WalkConfig
 
-__all__ = ["IndexConfig", "default_cache_dir", "workspace_id"]
+__all__ = ["IndexConfig", "checkout_id", "default_cache_dir", "workspace_id"]
 
 
 @attrs.frozen(kw_only=True)
@@ -28,7 +30,7 @@ class IndexConfig:
     # Parent of the per-workspace state folders; None = the user cache dir.
     cache_dir: str | None = None
     # Chunk table name; None = "chunks" in a private database, or
-    # "chunks_<workspace id>" when `db_uri` is given (a shared database).
+    # "chunks_<checkout id>" when `db_uri` is given (a shared database).
     table: str | None = None
     walk: WalkConfig = WalkConfig()
     chunk: ChunkConfig = ChunkConfig()
@@ -53,3 +55,18 @@ def default_cache_dir() -> Path:
 def workspace_id(root: Path) -> str:
     """A stable short id for a workspace folder (its resolved path)."""
     return hashlib.blake2b(str(root.resolve()).encode(), digest_size=8).hexdigest()
+
+
+def checkout_id(root: Path) -> str:
+    """A stable short id for one checkout among many in a shared database.
+
+    Teammates' machines often hold the same path (dev containers, CI runners,
+    /workspace/app), so the user and host name go in with it: two checkouts
+    never share a chunk table and overwrite each other's rows.
+    """
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        user = str(os.getuid()) if hasattr(os, "getuid") else ""
+    identity = f"{user}@{socket.gethostname()}:{root.resolve()}"
+    return hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()

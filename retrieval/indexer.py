@@ -35,7 +35,12 @@ import lancedb
 
 from lowentropy.models.types import Embedder
 from lowentropy.retrieval.chunker import chunk_file
-from lowentropy.retrieval.config import IndexConfig, default_cache_dir, workspace_id
+from lowentropy.retrieval.config import (
+    IndexConfig,
+    checkout_id,
+    default_cache_dir,
+    workspace_id,
+)
 from lowentropy.retrieval.embed_cache import EmbeddingCache
 from lowentropy.retrieval.merkle import FileLeaf, MerkleTree, diff, file_hash
 from lowentropy.retrieval.search import Reranker, Searcher
@@ -141,7 +146,7 @@ class Index:
     def _open_blocking(self, dims: int) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         name = self.config.table or (
-            f"chunks_{workspace_id(self.root)}" if self.config.db_uri else "chunks"
+            f"chunks_{checkout_id(self.root)}" if self.config.db_uri else "chunks"
         )
         with store_errors(self.db_uri):
             db = lancedb.connect(self.db_uri)

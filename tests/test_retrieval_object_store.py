@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,3 +164,23 @@ async def test_a_local_database_path_under_a_file_is_a_clear_error(
     assert str(caught.value).startswith(f"cannot use the index database {uri}: ")
     assert "Not a directory" in str(caught.value)
     assert "AWS_" not in str(caught.value)  # no object store hint for a local path
+
+
+async def test_the_same_path_on_two_machines_keeps_two_tables(
+    s3: str, tmp_path: Path, embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dev containers and CI runners share paths: each machine still has its own rows."""
+    index_a = teammate(tmp_path, "shared-path", embedder, URI)
+    await index_a.sync()
+    rows_a = index_a.store.path_summary()
+    monkeypatch.setattr(socket, "gethostname", lambda: "another-machine")
+    config = IndexConfig(db_uri=URI, cache_dir=str(tmp_path / "other-machine-state"))
+    index_b = Index(index_a.root, embedder, config)  # the same path, another host
+    target = index_b.root / "json/tool.py"
+    target.write_text(target.read_text() + "\n\ndef only_on_machine_b():\n    return 2\n")
+    await index_b.sync()
+    assert index_b.store.name != index_a.store.name
+    assert index_b.store.path_summary()["json/tool.py"] != rows_a["json/tool.py"]
+    assert index_a.store.path_summary() == rows_a  # machine A's rows untouched
+    await index_a.aclose()
+    await index_b.aclose()

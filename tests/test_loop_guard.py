@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from lowentropy.server.loop_guard import LoopGuard
 
 LOADS = "The `json.loads()` function parses a JSON string into a Python object."
@@ -90,3 +93,34 @@ def test_a_repeated_code_line_still_stops_a_loop() -> None:
     line = "    result = decoder.raw_decode(document, index=0)\n"
     sent, stopped, _ = stream("```python\n" + line * 5, 6)
     assert stopped and sent == "```python\n" + line
+
+
+SENTENCES = [LOADS, DUMPS, "It is short.", "```", "    return value", "Why?", "\n", "\n\n"]
+
+
+@given(
+    parts=st.lists(st.sampled_from(SENTENCES), max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=30),
+)
+def test_what_is_sent_does_not_depend_on_how_the_stream_is_cut(
+    parts: list[str], cuts: list[int]
+) -> None:
+    text = " ".join(parts)
+    whole = LoopGuard()
+    fed = whole.feed(text)
+    expected = fed.text + ("" if fed.stop else whole.finish())
+    assert text.startswith(expected)  # never a character the model did not write
+    guard = LoopGuard()
+    sent = []
+    stopped = False
+    edges = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
+    for start, end in zip(edges, edges[1:], strict=False):
+        piece = guard.feed(text[start:end])
+        sent.append(piece.text)
+        if piece.stop:
+            stopped = True
+            break
+    if not stopped:
+        sent.append(guard.finish())
+    assert stopped == fed.stop
+    assert "".join(sent) == expected

@@ -237,8 +237,10 @@ def log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def wait_ready(mp: ManagedProcess, timeout: float, *, poll: float = 0.25) -> float:
-    """Poll GET /v1/models until 200; returns seconds waited. Raises LaunchError."""
+def wait_ready(
+    mp: ManagedProcess, timeout: float, *, poll: float = 0.25, path: str = "/v1/models"
+) -> float:
+    """Poll GET `path` until 200; returns seconds waited. Raises LaunchError."""
     start = time.monotonic()
     with httpx.Client(timeout=httpx.Timeout(2.0)) as client:
         while True:
@@ -249,11 +251,11 @@ def wait_ready(mp: ManagedProcess, timeout: float, *, poll: float = 0.25) -> flo
                     + log_tail(mp.log_path)
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if client.get(mp.root + "/v1/models").status_code == 200:
+                if client.get(mp.root + path).status_code == 200:
                     return time.monotonic() - start
             if time.monotonic() - start > timeout:
                 raise LaunchError(
-                    f"{mp.name} did not answer {mp.root}/v1/models within {timeout:.0f} s; "
+                    f"{mp.name} did not answer {mp.root}{path} within {timeout:.0f} s; "
                     f"log {mp.log_path}:\n" + log_tail(mp.log_path)
                 )
             time.sleep(poll)

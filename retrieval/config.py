@@ -54,7 +54,7 @@ def default_cache_dir() -> Path:
 
 def workspace_id(root: Path) -> str:
     """A stable short id for a workspace folder (its resolved path)."""
-    return hashlib.blake2b(str(root.resolve()).encode(), digest_size=8).hexdigest()
+    return _short_hash(str(root.resolve()))
 
 
 def checkout_id(root: Path) -> str:
@@ -68,5 +68,8 @@ def checkout_id(root: Path) -> str:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)
         user = str(os.getuid()) if hasattr(os, "getuid") else ""
-    identity = f"{user}@{socket.gethostname()}:{root.resolve()}"
-    return hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
+    return _short_hash(f"{user}@{socket.gethostname()}:{root.resolve()}")
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

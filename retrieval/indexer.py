@@ -148,24 +148,22 @@ class Index:
         name = self.config.table or (
             f"chunks_{checkout_id(self.root)}" if self.config.db_uri else "chunks"
         )
-        with store_errors(self.db_uri):
-            db = lancedb.connect(self.db_uri)
-            store = ChunkStore(db, name, dims, self.config.vector_index_min_rows)
-            cache = EmbeddingCache(db, self.embedder.name, dims)
         meta = {"model": self.embedder.name, "dimensions": dims, "db": self.db_uri, "table": name}
         try:
             old_meta = json.loads(self._meta_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old_meta = None
-        if old_meta != meta:
-            # Another model (or database): vectors and tree describe something else.
-            with store_errors(self.db_uri):
-                store.drop()
-            self._tree_path.unlink(missing_ok=True)
-            self._meta_path.write_text(json.dumps(meta), encoding="utf-8")
         with store_errors(self.db_uri):
+            db = lancedb.connect(self.db_uri)
+            store = ChunkStore(db, name, dims, self.config.vector_index_min_rows)
+            cache = EmbeddingCache(db, self.embedder.name, dims)
+            if old_meta != meta:
+                store.drop()  # another model (or database): its vectors describe something else
             # Reach both tables now: a wrong URI, bucket or key fails here, once, clearly.
             _ = store.table, cache.table
+        if old_meta != meta:
+            self._tree_path.unlink(missing_ok=True)  # so does the saved tree
+            self._meta_path.write_text(json.dumps(meta), encoding="utf-8")
         self._tree = MerkleTree.load(self._tree_path)
         self._cache = cache
         self._store = store

@@ -48,8 +48,6 @@ def store_errors(uri: str) -> Iterator[None]:
     """Turns a database failure inside the block into a StoreUnavailableError."""
     try:
         yield
-    except StoreUnavailableError:
-        raise
     except Exception as exc:
         raise StoreUnavailableError(uri, str(exc) or type(exc).__name__) from exc
 

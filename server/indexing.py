@@ -15,10 +15,11 @@ when the file did not change on disk).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -271,17 +272,22 @@ class IndexService:
 
     async def search(self, query: str, limit: int) -> list[SearchHit]:
         index = self.require()
-        try:
+        with _store_unavailable():
             return await index.search(query, limit)
-        except StoreUnavailableError as exc:
-            raise IndexUnavailableError(str(exc)) from exc
 
     async def status(self) -> IndexStatus:
         index = self.require()
-        try:
+        with _store_unavailable():
             return await index.status()
-        except StoreUnavailableError as exc:
-            raise IndexUnavailableError(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def _store_unavailable() -> Iterator[None]:
+    """A database that cannot be reached makes the index unavailable, with its reason."""
+    try:
+        yield
+    except StoreUnavailableError as exc:
+        raise IndexUnavailableError(str(exc)) from exc
 
 
 class _ProgressReporter:
@@ -366,30 +372,27 @@ async def search(ls: LowEntropyServer, params: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _no_status(state: str, model: str, error: str | None) -> dict[str, Any]:
+    """indexStatus without an index to count: off, or its database unreachable."""
+    return {
+        "state": state,
+        "files": 0,
+        "chunks": 0,
+        "pendingEmbeddings": 0,
+        "rootHash": "",
+        "model": model,
+        "error": error,
+    }
+
+
 async def index_status(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
     service = ls.index
     if service.index is None:
-        return {
-            "state": "off",
-            "files": 0,
-            "chunks": 0,
-            "pendingEmbeddings": 0,
-            "rootHash": "",
-            "model": "",
-            "error": service.last_error,
-        }
+        return _no_status("off", "", service.last_error)
     try:
         status = await service.status()
     except IndexUnavailableError as exc:  # the database cannot be reached
-        return {
-            "state": "error",
-            "files": 0,
-            "chunks": 0,
-            "pendingEmbeddings": 0,
-            "rootHash": "",
-            "model": service.index.model,
-            "error": str(exc),
-        }
+        return _no_status("error", service.index.model, str(exc))
     syncing = service.initial_sync is not None and not service.initial_sync.done()
     state = "indexing" if syncing else "embedding" if status.pending_embeddings else "ready"
     return {

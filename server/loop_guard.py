@@ -51,10 +51,10 @@ class LoopGuard:
         while (end := self._boundary()) is not None:
             unit, self._unit = self._unit[:end], self._unit[end:]
             key = unit.strip()
-            if len(key) >= self.MIN_CHARS and key in self._seen:
-                self._stopped = True
-                return Fed("".join(out), stop=True)
             if len(key) >= self.MIN_CHARS:
+                if key in self._seen:
+                    self._stopped = True
+                    return Fed("".join(out), stop=True)
                 self._seen.add(key)
             sent = min(self._sent, end)
             out.append(unit[sent:])

@@ -29,7 +29,6 @@ import importlib.resources
 import json
 import socket
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -318,16 +317,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     mp = start_process("s3_server", command, url, log_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if mp.proc.poll() is not None:
-                raise RuntimeError(f"the S3 server exited early:\n{log_path.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/", timeout=2).status_code == 200:  # ListBuckets
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the S3 server did not answer in 60 s:\n{log_path.read_text()}")
-            time.sleep(0.2)
+        wait_ready(mp, timeout=60, path="/")  # GET / is ListBuckets
         yield url
     finally:
         stop_process(mp, grace=5)

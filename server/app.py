@@ -23,6 +23,7 @@ from . import chat, indexing, lsp_logging, protocol, tab
 from .apply import feature as apply_feature
 from .backends import Backends
 from .documents import DocumentState
+from .model_setup import prepare_packaged_models
 from .next_edit import feature as next_edit
 from .settings import Settings, SettingsError, load_toml, resolve, unwrap
 from .stats import TabStats
@@ -137,6 +138,7 @@ async def initialized(ls: LowEntropyServer, params: types.InitializedParams) -> 
     # Load the Tab backend now so the first keystroke does not pay for it.
     async def preload() -> None:
         try:
+            await prepare_packaged_models(ls)
             await ls.backends.get("tab", ls.settings.role("tab"))
         except Exception as exc:  # surfaced to the user, the server stays up
             log.warning("loading the tab backend failed: %s", exc)

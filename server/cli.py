@@ -1,4 +1,4 @@
-"""The `lowentropy` command: serve, complete, index, search, ask, demo, doctor, pool."""
+"""The `lowentropy` command: serve, complete, index, search, ask, demo, doctor, models, pool."""
 
 from __future__ import annotations
 
@@ -158,8 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(func=cmd_doctor)
 
     from .codebase_cli import add_codebase_commands
+    from .models_cli import add_models_command
 
     add_codebase_commands(sub)
+    add_models_command(sub)
 
     pool = sub.add_parser("pool", help="start vLLM servers for the roles (needs the gpu extra)")
     try:

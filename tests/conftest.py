@@ -30,6 +30,10 @@ SERVER_COMMAND = [sys.executable, "-m", "lowentropy.server", "--log-level", "DEB
 # Tests never wait on warming or prefetch unless they ask for it.
 QUIET_TAB = {"completion": {"warmDelayMs": -1, "prefetch": False}}
 
+# Tests of mechanics run on the packaged SmolLM2-135M (4x faster than the default Qwen
+# coder model on 2 cores); tests about the default or about quality unset this.
+os.environ.setdefault("LOWENTROPY_DEFAULT_MODEL", "smollm2-135m")
+
 # Index state (LanceDB, Merkle tree) of every server a test starts goes under a
 # private folder, never into the user's cache.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="lowentropy-test-cache-")

@@ -48,6 +48,15 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from lowentropy.models.errors import BackendConfigError, BackendError
+from lowentropy.models.kv_cache import (
+    SnapshotStore,
+    apply_moves,
+    can_shift,
+    plan_reuse,
+    restore_snapshot,
+    save_snapshot,
+)
+from lowentropy.models.llama_build import ensure_runnable
 from lowentropy.models.llama_tokenizer import LlamaTokenizer
 from lowentropy.models.packaged import resolve_model_path
 from lowentropy.models.types import ChatRequest, CompletionRequest
@@ -67,6 +76,15 @@ FIM_TOKEN_CANDIDATES: tuple[str, ...] = (
     "<PRE>", "<SUF>", "<MID>", "<EOT>",  # CodeLlama
     "[PREFIX]", "[SUFFIX]", "[MIDDLE]",  # Codestral
 )  # fmt: skip
+
+# KV reuse beyond the shared prefix (models/kv_cache.py): cached runs of at least this many
+# tokens are shifted into place; a snapshot is kept when a prompt would discard at least
+# SNAPSHOT_MIN_TOKENS cached tokens (and a quarter of the cache), and restored when it
+# saves SNAPSHOT_MIN_GAIN tokens of prefill; all snapshots together stay within the budget.
+CACHE_REUSE_MIN = 64
+SNAPSHOT_MIN_TOKENS = 256
+SNAPSHOT_MIN_GAIN = 32
+SNAPSHOT_BUDGET_BYTES = 192 << 20
 
 # Prompt tokens per llama_decode call: small enough that a cancelled request
 # stops within ~0.5 s of prefill on 2 cores, large enough to batch well.
@@ -99,6 +117,9 @@ class EngineStats:
     prompt_tokens_evaluated: int = 0
     prompt_tokens_reused: int = 0  # served from the KV cache instead of evaluated
     warms: int = 0
+    prompt_tokens_shifted: int = 0  # reused by moving cached chunks (included in reused)
+    snapshots_saved: int = 0
+    snapshot_restores: int = 0
     draft_tokens: int = 0  # speculative draft tokens proposed (from predictions)
     accepted_draft_tokens: int = 0
     forward_passes: int = 0  # decode steps after prefill (one per token when not drafting)
@@ -185,15 +206,6 @@ def _overlap(text: str, stop: str) -> int:
         if text.endswith(stop[:k]):
             return k
     return 0
-
-
-def _common_prefix(cached: Sequence[int] | Any, tokens: Sequence[int]) -> int:
-    n = 0
-    for a, b in zip(cached, tokens, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n
 
 
 class Drafter:
@@ -423,15 +435,22 @@ class _Core:
         self._partial_kv = not (
             getattr(llm, "_is_recurrent", False) or getattr(llm, "_is_hybrid", False)
         )
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self._shift_chunk = (
+            CACHE_REUSE_MIN if self._partial_kv and can_shift(llama_cpp, llm.ctx) else 0
+        )
+        self._snapshots = SnapshotStore(SNAPSHOT_BUDGET_BYTES)
 
     @classmethod
     def load(cls, path: Path, *, n_ctx: int, n_threads: int | None) -> _Core:
+        # A build this CPU cannot run (native flags from another CPU, ggml's AMX path) is a
+        # clear error here, not a SIGILL or SIGSEGV that takes the server down.
+        ensure_runnable()
         from llama_cpp import Llama
 
-        # Half the cores, like llama-cpp-python: ggml's threads spin on barriers,
-        # so taking every core makes decoding collapse (~100x measured on 2 cores)
-        # as soon as the server's own work or anything else wants a core.
-        threads = n_threads or max(1, _usable_cores() // 2)
+        threads = n_threads or default_threads()
         try:
             llm = Llama(
                 model_path=str(path),
@@ -482,6 +501,7 @@ class _Core:
         # may still read its vocabulary; the last reference frees it.
         with self._lock:
             self._llm = None
+            self._snapshots.clear()
             if self._decoder is not None:
                 self._decoder.close()
                 self._decoder = None
@@ -530,6 +550,13 @@ class _Core:
             with contextlib.suppress(GenerationCancelled):
                 self._prefill(tokens, job.cancel)
         self.stats.warms += 1
+
+    def clear_cache(self, job: _Job) -> None:
+        self._snapshots.clear()
+        llm = self._llm
+        if llm is not None:
+            llm.reset()  # type: ignore[no-untyped-call]
+            llm._ctx.kv_cache_clear()
 
     def _tokens(self, text: str, *, add_bos: bool) -> list[int]:
         tokens = self.tokenizer.tokenize(text, add_bos=add_bos)
@@ -673,7 +700,7 @@ class _Core:
         stats = self.stats
         dec = self._decoder
         if dec is None:
-            dec = self._decoder = _BatchDecoder(llm, 1 + SPEC_MAX_DRAFT, _usable_cores())
+            dec = self._decoder = _BatchDecoder(llm, 1 + SPEC_MAX_DRAFT, usable_cores())
         # Our decodes leave logits that need not belong to the last cached token.
         llm._requires_eval = True
         n_past = int(llm.n_tokens)
@@ -731,25 +758,25 @@ class _Core:
     def _prefill(
         self, tokens: list[int], cancel: threading.Event, gen: GenerationStats | None = None
     ) -> None:
-        """Make the KV cache hold exactly `tokens`, evaluating only past the shared prefix."""
+        """Make the KV cache hold exactly `tokens`, evaluating only what it cannot reuse:
+        the shared prefix, chunks shifted into place, or a snapshot of an earlier prompt."""
         if cancel.is_set():
             raise GenerationCancelled
         llm = self._model()
-        cached = int(llm.n_tokens)
-        if self._partial_kv:
-            common = _common_prefix(llm.input_ids[: min(cached, len(tokens))].tolist(), tokens)
-        else:
-            llm.reset()  # type: ignore[no-untyped-call]
-            common = 0
         if gen is not None:
             gen.prompt_tokens = len(tokens)
-        if common == len(tokens) == cached and not getattr(llm, "_requires_eval", True):
-            self.stats.prompt_tokens_reused += common
-            if gen is not None:
-                gen.prompt_tokens_reused = common
-            return
-        # Re-evaluate at least the last token: its logits seed the first sample.
-        keep = min(common, len(tokens) - 1)
+        if not self._partial_kv:
+            llm.reset()  # type: ignore[no-untyped-call]
+            keep = 0
+        else:
+            cached = int(llm.n_tokens)
+            if cached == len(tokens) and not getattr(llm, "_requires_eval", True):
+                if llm.input_ids[:cached].tolist() == tokens:
+                    self.stats.prompt_tokens_reused += cached
+                    if gen is not None:
+                        gen.prompt_tokens_reused = cached
+                    return
+            keep = self._reuse(llm, tokens)
         llm.n_tokens = keep  # eval() drops the KV cache past n_tokens first
         self.stats.prompt_tokens_reused += keep
         if gen is not None:
@@ -763,11 +790,60 @@ class _Core:
             llm.eval(chunk)
             self.stats.prompt_tokens_evaluated += len(chunk)
 
+    def _reuse(self, llm: Llama, tokens: list[int]) -> int:
+        """Arrange the KV cache so it holds the longest reusable head of `tokens`; its length
+        (never all of `tokens`: the last one is evaluated for its logits)."""
+        lib = self._lib
+        current = llm.input_ids[: int(llm.n_tokens)].tolist()
+        plan = plan_reuse(current, tokens, self._shift_chunk)
+        snapshot, shared = self._snapshots.best(tokens)
+        lost = len(current) - plan.reused
+        if snapshot is not None and shared >= plan.reused + SNAPSHOT_MIN_GAIN:
+            self._keep_snapshot(llm, current, lost)
+            self._snapshots.touch(snapshot)
+            self.stats.snapshot_restores += 1
+            if restore_snapshot(lib, llm.ctx, snapshot):
+                restored = list(snapshot.tokens)
+                llm.input_ids[: len(restored)] = restored
+                llm.n_tokens = len(restored)
+                current = restored
+            else:
+                llm.n_tokens = 0
+                current = []
+            plan = plan_reuse(current, tokens, self._shift_chunk)
+        else:
+            self._keep_snapshot(llm, current, lost)
+        apply_moves(lib, llm.ctx, plan.moves)
+        valid = plan.valid_until
+        if plan.moves:
+            self.stats.prompt_tokens_shifted += valid - plan.prefix
+            llm.input_ids[plan.prefix : valid] = tokens[plan.prefix : valid]
+        return min(valid, len(tokens) - 1)
 
-def _usable_cores() -> int:
+    def _keep_snapshot(self, llm: Llama, current: list[int], lost: int) -> None:
+        """Copy the cache out before a prompt discards a good part of it, so going back
+        (to that document, that chat) restores it instead of evaluating it again."""
+        if lost < SNAPSHOT_MIN_TOKENS or 4 * lost < len(current):
+            return
+        if self._snapshots.covers(current):
+            return
+        snapshot = save_snapshot(self._lib, llm.ctx, current)
+        if snapshot is not None:
+            self._snapshots.add(snapshot)
+            self.stats.snapshots_saved += 1
+
+
+def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may use
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Threads for a model when the role sets none: half the cores, like llama-cpp-python.
+    ggml's threads spin on barriers, so taking every core makes decoding collapse (~100x
+    measured on 2 cores) as soon as the server's own work or anything else wants a core."""
+    return max(1, usable_cores() // 2)
 
 
 def _chat_formatter(llm: Llama, tokenizer: LlamaTokenizer) -> Jinja2ChatFormatter | None:
@@ -860,6 +936,13 @@ class EmbeddedEngine:
     async def warm(self, prefix: str) -> None:
         core = self._core
         async for _ in self._stream(lambda job: core.warm(prefix, job)):
+            pass
+
+    async def clear_cache(self) -> None:
+        """Forget every cached prompt (the KV cache and its snapshots): the next request
+        runs cold, as after a fresh load (benches measuring cold starts, tests)."""
+        core = self._core
+        async for _ in self._stream(core.clear_cache):
             pass
 
     async def aclose(self) -> None:

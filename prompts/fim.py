@@ -63,6 +63,18 @@ class FimTemplate:
         """False for prefix continuation (`plain`): the text after the cursor is unused."""
         return "{suffix}" in self.format
 
+    @property
+    def middle_last(self) -> bool:
+        """Prefix, then suffix, then a closing literal (the middle marker): text after the
+        whole format reads as middle already written (PSM formats: Qwen, StarCoder, ...)."""
+        segs = self.segments()
+        kinds = [kind for kind, _ in segs]
+        return (
+            "suffix" in kinds
+            and kinds.index("prefix") < kinds.index("suffix")
+            and kinds[-1] == "text"
+        )
+
     def segments(self) -> list[tuple[Literal["text", "prefix", "suffix"], str]]:
         """The format in output order: literal texts and the slots, e.g. for a renderer."""
         out: list[tuple[Literal["text", "prefix", "suffix"], str]] = []

@@ -53,8 +53,10 @@ __all__ = [
 ]
 
 #: Share of `budget - reserve_output` that the text after the cursor may use.
-DEFAULT_SUFFIX_SHARE = 0.03
+DEFAULT_SUFFIX_SHARE = 0.2
 _NEAR = 8  # lines around the cursor ranked one by one
+#: Lines typed since an aligned anchor go after the middle marker (see `seed_anchor`).
+SEED_BLOCK = 16
 _BLOCK = 16  # far lines are ranked in aligned blocks of this many
 # Characters read around the cursor per token of budget, at first: code runs
 # 3-4 characters a token; when all that was read fits, four times more is read.
@@ -89,6 +91,12 @@ class TabInputs:
     suffix_share: float = DEFAULT_SUFFIX_SHARE
 
 
+def seed_anchor(cursor_line: int) -> int:
+    """The first line whose text goes after the middle marker: the cursor line's aligned
+    block of SEED_BLOCK lines, so the prompt before it changes once per block typed."""
+    return cursor_line - cursor_line % SEED_BLOCK
+
+
 def _comment_header(path: str, language: str) -> str:
     """`# path` in the language's comment syntax, without a newline (the next line piece
     brings it); empty for languages without a known line comment."""
@@ -101,22 +109,38 @@ class _Ranked(NamedTuple):
     lines: int  # file lines in it
 
 
-def _ranked(lines: list[str], first: int, cursor_line: int, lead: bool) -> list[_Ranked]:
+def _ranked(
+    lines: list[str],
+    first: int,
+    cursor_line: int,
+    lead: bool,
+    stable_end: int | None = None,
+    shift: int = 0,
+) -> list[_Ranked]:
     """Components for `lines` (absolute line `first` on), ranked as `renderer.file_lines`
     ranks them, but with the far lines of each aligned block joined into one component:
     they share a priority, so they are kept or cut together, and one piece per block
     keeps the renderer's work per keystroke small. Each piece starts with the newline
-    that ends the line before it (none for line 0 when `lead` is False)."""
+    that ends the line before it (none for line 0 when `lead` is False).
+
+    Blocks below the cursor are aligned to `line + shift` (`_below` passes a shift that
+    aligns them to the file's end): a line typed above them leaves their texts, and so
+    their cached token counts, unchanged."""
     out: list[_Ranked] = []
-    stable_end = max(0, (cursor_line - _NEAR) // _BLOCK * _BLOCK)
+    if stable_end is None:
+        stable_end = max(0, (cursor_line - _NEAR) // _BLOCK * _BLOCK)
     n = len(lines)
     k = 0
     while k < n:
         i = first + k
+        prio = line_priority(i, cursor_line, top=0, near=_NEAR, block=_BLOCK, slope=1)
         if abs(i - cursor_line) > _NEAR:
-            end = (i // _BLOCK + 1) * _BLOCK
             if i < cursor_line:
-                end = min(end, cursor_line - _NEAR)
+                end = min((i // _BLOCK + 1) * _BLOCK, cursor_line - _NEAR)
+            else:
+                start = (i + shift) // _BLOCK * _BLOCK - shift
+                end = start + _BLOCK
+                prio = -(max(start, cursor_line + _NEAR + 1) - cursor_line)
             stop = min(end - first, n)
             chunk = "\n" + "\n".join(lines[k:stop])
         else:
@@ -126,30 +150,37 @@ def _ranked(lines: list[str], first: int, cursor_line: int, lead: bool) -> list[
         if i == 0 and not lead:
             chunk = chunk[1:]
             count -= not lines[0]  # an empty first line is no piece of its own
-        prio = line_priority(i, cursor_line, top=0, near=_NEAR, block=_BLOCK, slope=1)
         out.append(_Ranked(Component(text=chunk, priority=prio, stable=i < stable_end), count))
         k = stop
     return out
 
 
 def _above(
-    text: str, cursor_line: int, line_start: int, chars: int, lead: bool
+    text: str,
+    line: int,
+    line_start: int,
+    chars: int,
+    lead: bool,
+    cursor_line: int,
+    stable_end: int | None = None,
 ) -> tuple[list[_Ranked], bool]:
-    """The ranked lines above the cursor line within about `chars` characters, and
-    whether they reach the file's first line. Beyond the near zone only whole
-    aligned blocks are read, so the pieces do not change as `chars` slides."""
-    if cursor_line == 0:
+    """The ranked lines above `line` (which starts at `line_start`) within about `chars`
+    characters, ranked by their distance to `cursor_line`, and whether they reach the
+    file's first line. Beyond the near zone only whole aligned blocks are read, so the
+    pieces do not change as `chars` slides. Lines before `stable_end` are marked stable
+    (default: the far blocks above the near zone)."""
+    if line == 0:
         return [], True
     end = line_start - 1  # the newline that ends the line above
     lo = end - chars
     start = 0 if lo <= 0 else text.rfind("\n", 0, lo) + 1
     lines = text[start:end].split("\n")
-    first = cursor_line - len(lines)
+    first = line - len(lines)
     if 0 < first < cursor_line - _NEAR:
-        keep = min(-(-first // _BLOCK) * _BLOCK, cursor_line - _NEAR)
+        keep = min(-(-first // _BLOCK) * _BLOCK, cursor_line - _NEAR, line)
         lines = lines[keep - first :]
         first = keep
-    return _ranked(lines, first, cursor_line, lead), first == 0
+    return _ranked(lines, first, cursor_line, lead, stable_end), first == 0
 
 
 def _below(text: str, cursor_line: int, line_end: int, chars: int) -> tuple[list[_Ranked], bool]:
@@ -161,11 +192,13 @@ def _below(text: str, cursor_line: int, line_end: int, chars: int) -> tuple[list
     stop = text.find("\n", start + chars) if start + chars < len(text) else -1
     complete = stop < 0
     lines = text[start : len(text) if complete else stop].split("\n")
+    total = cursor_line + 1 + text.count("\n", line_end)  # lines in the file
+    shift = -total % _BLOCK  # blocks end where the file ends
     last = cursor_line + len(lines)  # the last line read
     if not complete and last > cursor_line + _NEAR:
-        keep = max(cursor_line + _NEAR, (last + 1) // _BLOCK * _BLOCK - 1)
+        keep = max(cursor_line + _NEAR, (last + 1 + shift) // _BLOCK * _BLOCK - shift - 1)
         lines = lines[: keep - cursor_line]
-    return _ranked(lines, cursor_line + 1, cursor_line, True), complete
+    return _ranked(lines, cursor_line + 1, cursor_line, True, shift=shift), complete
 
 
 def _kept(ranked: list[_Ranked], result: RenderResult) -> int:
@@ -193,6 +226,7 @@ def render_tab_prompt(
     exact: bool = True,
     repo: str | None = None,
     suffix_share: float = DEFAULT_SUFFIX_SHARE,
+    seed: bool = True,
 ) -> TabPrompt:
     """Render the Tab prompt for `text` with the cursor at `cursor_offset`.
 
@@ -226,14 +260,27 @@ def render_tab_prompt(
     line_start = text.rfind("\n", 0, cursor_offset) + 1
     line_end = text.find("\n", cursor_offset)
     line_end = len(text) if line_end < 0 else line_end
-    before = ("\n" if lead or cursor_line else "") + text[line_start:cursor_offset]
     after = text[cursor_offset:line_end]
+    # Formats whose middle comes last (prefix, suffix, then the middle marker) get the
+    # lines typed since the anchor, and the cursor line up to the cursor, after that
+    # marker, as middle the model has already written: everything before it, the text
+    # below the cursor included, stays the same while the user types on (KV cache).
+    anchor = seed_anchor(cursor_line) if template.middle_last and seed else cursor_line
+    anchor_start = line_start
+    for _ in range(cursor_line - anchor):
+        anchor_start = text.rfind("\n", 0, anchor_start - 1) + 1
+    if template.middle_last:
+        before = "\n" if lead or anchor else ""
+        middle = text[anchor_start:cursor_offset]
+    else:
+        before = ("\n" if lead or cursor_line else "") + text[line_start:cursor_offset]
+        middle = ""
 
-    # Renders of this document line with these settings form one sticky series:
+    # Renders of this document with the same anchor and settings form one sticky series:
     # the window stays put while it fits (see `Renderer.render`). Renders of
     # the document at any line share a basis: each is counted by difference.
     settings = (template.name, budget, reserve_output, suffix_share, repo)
-    series = ("tab", path, cursor_line, *settings)
+    series = ("tab", path, anchor, *settings)
     basis = ("tab", path, *settings)
 
     suffix = ""
@@ -262,7 +309,9 @@ def render_tab_prompt(
 
     chars = max(limit, 0) * _CHARS_PER_TOKEN + _SLACK
     while True:
-        above, complete = _above(text, cursor_line, line_start, chars, lead)
+        # Above a seed anchor every line stays put while the user types below it.
+        stable_end = anchor if template.middle_last else None
+        above, complete = _above(text, anchor, anchor_start, chars, lead, cursor_line, stable_end)
         parts: list[Component] = []
         if repo_header is not None:
             parts.append(_text(repo_header, stable=True))
@@ -271,17 +320,30 @@ def render_tab_prompt(
                 parts.append(_text(literal, stable=True))
             elif kind == "prefix":
                 prefix = [a.component for a in above]
-                parts.append(group(_text(header, stable=True), prefix, _text(before, stable=False)))
+                tail = _text(before, stable=template.middle_last)
+                parts.append(group(_text(header, stable=True), prefix, tail))
             else:
-                parts.append(_text(suffix, stable=False))
-        result = r._render(
-            _flatten(parts),
-            budget=budget,
-            reserve_output=reserve_output,
-            sticky=(*series, "prompt"),
-            basis=(*basis, "prompt"),
-            partial=not complete,
-        )
+                parts.append(_text(suffix, stable=template.middle_last))
+        if middle:
+            parts.append(_text(middle, stable=False))
+        try:
+            result = r._render(
+                _flatten(parts),
+                budget=budget,
+                reserve_output=reserve_output,
+                sticky=(*series, "prompt"),
+                basis=(*basis, "prompt"),
+                partial=not complete,
+            )
+        except PromptTooLargeError:
+            if anchor == cursor_line:
+                raise
+            # A budget too small for the seed lines: they go back above the cursor line.
+            return render_tab_prompt(
+                text=text, cursor_offset=cursor_offset, path=path, language=language,
+                template=template, count=count, budget=budget, reserve_output=reserve_output,
+                renderer=renderer, exact=exact, repo=repo, suffix_share=suffix_share, seed=False,
+            )  # fmt: skip
         if result is not None:
             break
         chars *= 4  # all of it fit: read further
@@ -290,7 +352,7 @@ def render_tab_prompt(
         stable_prefix=result.stable_prefix,
         tokens=result.tokens,
         exact=result.exact,
-        prefix_lines_kept=_kept(above, result),
+        prefix_lines_kept=_kept(above, result) + (cursor_line - anchor),
         suffix_lines_kept=suffix_kept,
         template=template.name,
         stop=template.stop,

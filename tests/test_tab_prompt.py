@@ -21,6 +21,7 @@ from lowentropy.prompts import (
     render_tab_prompt,
     template_names,
 )
+from lowentropy.prompts.tab import seed_anchor
 
 Tokenize = Callable[[str], list[int]]
 
@@ -113,10 +114,18 @@ def test_layout_fim(argparse_src: str, smol_count: Callable[[str], int]) -> None
     prefix, rest = p.prompt.split("<|fim_suffix|>")
     suffix, middle = rest.split("<|fim_middle|>")
     assert prefix.startswith("<|fim_prefix|># Lib/argparse.py\n")
-    assert prefix.endswith("\n    def parse_")
+    # The lines since the cursor's seed anchor, and the cursor line up to the cursor, come
+    # after the middle marker: the prefix and suffix stay put while the user types on.
+    cursor_line = argparse_src[:offset].count("\n")
+    seed = cursor_line - seed_anchor(cursor_line)
+    assert middle.endswith("\n    def parse_") and middle.count("\n") == seed
+    assert argparse_src[:offset].endswith(
+        prefix.removeprefix("<|fim_prefix|># Lib/argparse.py") + middle
+    )
+    assert prefix.endswith("\n")
     assert suffix.startswith("known_args(self, args=None, namespace=None):\n")
     assert argparse_src[offset:].startswith(suffix)
-    assert middle == ""
+    assert p.stable_prefix == p.prompt[: len(p.prompt) - len(middle)]
     assert suffix.count("\n") == p.suffix_lines_kept > 0
     # The suffix stays within its share of the budget.
     assert smol_count(suffix) <= (1024 - 64) * 0.1
@@ -155,7 +164,7 @@ def test_small_files_and_edges(smol_count: Callable[[str], int]) -> None:
 def test_unicode_offsets_are_code_points(smol_count: Callable[[str], int]) -> None:
     src = "s = 'héllo 🙂'\nt = s\n"
     p = _render(src, src.index("🙂") + 1, "qwen", smol_count)
-    assert "s = 'héllo 🙂<|fim_suffix|>'\nt = s\n<|fim_middle|>" in p.prompt
+    assert p.prompt.endswith("<|fim_suffix|>'\nt = s\n<|fim_middle|>s = 'héllo 🙂")
 
 
 def test_errors(argparse_src: str) -> None:
@@ -270,9 +279,9 @@ def test_reading_around_the_cursor_renders_as_the_whole_file(
     reads: list[int] = []
     above = tab._above
 
-    def spy(text: str, cursor_line: int, line_start: int, chars: int, lead: bool):  # type: ignore[no-untyped-def]
+    def spy(text: str, cursor_line: int, line_start: int, chars: int, lead: bool, *rest):  # type: ignore[no-untyped-def]
         reads.append(chars)
-        return above(text, cursor_line, line_start, chars, lead)
+        return above(text, cursor_line, line_start, chars, lead, *rest)
 
     monkeypatch.setattr(tab, "_above", spy)
     grew = {}

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 import httpx
 
+from lowentropy.models.background import run_in_background
 from lowentropy.models.config import Timeouts
 from lowentropy.models.errors import BackendConfigError, BackendHTTPError, map_httpx_errors
 
@@ -225,7 +226,12 @@ class SentenceTransformerEmbedder:
         return result
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return await asyncio.to_thread(self.embed_sync, list(texts))
+        """Query-sized inputs on an ordinary worker thread; indexing batches on the
+        background thread, which the OS runs only when a core is otherwise idle."""
+        batch = list(texts)
+        if sum(len(t) for t in batch) <= _SMALL_BATCH_CHARS:
+            return await asyncio.to_thread(self.embed_sync, batch)
+        return await run_in_background(self.embed_sync, batch)
 
     async def aclose(self) -> None:
         """The model stays loaded for the process; nothing to release per embedder."""

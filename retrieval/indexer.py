@@ -33,6 +33,7 @@ from typing import Any
 import attrs
 import lancedb
 
+from lowentropy.models.background import run_in_background
 from lowentropy.models.types import Embedder
 from lowentropy.retrieval.chunker import chunk_file
 from lowentropy.retrieval.config import (
@@ -197,7 +198,7 @@ class Index:
             if rels is not None and any(r.rsplit("/", 1)[-1] in IGNORE_FILES for r in rels):
                 self.walker.forget_ignore_files()
                 rels = None  # ignore rules changed: anything may have come or gone
-            result = await asyncio.to_thread(self._sync_locked, rels, progress)
+            result = await run_in_background(self._sync_locked, rels, progress)
         if rels is not None:  # edits: their chunks are embedded first
             self._priority.extendleft(p for p in (*result.changed, *result.added)[:_RECENT])
         return result
@@ -387,7 +388,7 @@ class Index:
             last_ids: set[str] = set()
             batches = filled = 0
             while True:
-                pending = await asyncio.to_thread(self._next_pending, size)
+                pending = await run_in_background(self._next_pending, size)
                 if not pending:
                     break
                 ids = {row[0] for row in pending}
@@ -399,9 +400,9 @@ class Index:
                 batches += 1
                 filled += len(pending)
                 if batches % max(1, self.config.optimize_every) == 0:
-                    await asyncio.to_thread(self._optimize)  # keep new vectors indexed
+                    await run_in_background(self._optimize)  # keep new vectors indexed
             if filled >= _OPTIMIZE_AFTER_ROWS:  # a few fresh rows are cheap to scan
-                await asyncio.to_thread(self._optimize)
+                await run_in_background(self._optimize)
         return embedded
 
     def _next_pending(self, size: int) -> list[tuple[str, str, str]]:
@@ -416,7 +417,7 @@ class Index:
         cache = self._cache
         assert cache is not None
         keys = {text: cache.key(text) for _, _, text in pending}
-        known = await asyncio.to_thread(cache.get_many, list(keys.values()))
+        known = await run_in_background(cache.get_many, list(keys.values()))
         texts = [t for t, k in keys.items() if k not in known]
         fresh: dict[str, Any] = {}
         if texts:
@@ -428,7 +429,7 @@ class Index:
             both = {**known, **fresh}
             self.store.set_vectors([r[0] for r in pending], [both[keys[r[2]]] for r in pending])
 
-        await asyncio.to_thread(write)
+        await run_in_background(write)
         return len(texts)
 
     def _optimize(self) -> None:

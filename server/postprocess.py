@@ -1,8 +1,15 @@
 """Pure post-processing of a raw model continuation into a suggestion worth showing.
 
 Order: cut to one line when the cursor is mid-line → stop at the end of the
-current block → drop what duplicates the text after the cursor → keep brackets
-balanced → refuse whitespace-only text.
+current block or where the text below the cursor already continues → drop what
+duplicates the text after the cursor → keep brackets balanced → refuse
+whitespace-only text.
+
+Token healing (`heal_prompt`/`unheal`): a prompt that ends in indentation ends
+in a token the model never sees there (BPE tokenizers glue a space to the word
+after it), so the model writes the space again and every line comes out one
+column deep. The server sends the prompt without its trailing spaces and keeps
+only continuations that retype them.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ class CursorContext:
     line_suffix: str  # text of the cursor line after the cursor
     multiline: bool = True
     max_lines: int = 8
+    next_line: str = ""  # the first non-blank line below the cursor line
 
 
 def _indent(line: str) -> int:
@@ -37,10 +45,15 @@ def cut_block(text: str, ctx: CursorContext) -> str:
     lines = text.split("\n")
     base = _indent(ctx.line_prefix) if ctx.line_prefix.strip() else len(ctx.line_prefix)
     # A line ending with ':' or an opener starts a deeper block; its body may be indented more.
+    below = ctx.next_line.strip()
+    if below and not ctx.line_prefix.strip() and lines[0].strip() == below:
+        return ""  # the line below already says it
     kept = [lines[0]]
     for line in lines[1:]:
         if len(kept) >= ctx.max_lines:
             break
+        if below and line.strip() == below:
+            break  # the text below the cursor continues from here
         if line.strip() and _indent(line) < base:
             break
         if not line.strip() and kept and not kept[-1].strip():
@@ -87,6 +100,25 @@ def balance_brackets(text: str, ctx: CursorContext) -> str:
                 return text[:i].rstrip() if i else ""
             stack.pop()
     return text
+
+
+def heal_prompt(prompt: str) -> tuple[str, str]:
+    """The prompt without its trailing spaces and tabs, and those (to `unheal` with)."""
+    kept = prompt.rstrip(" \t")
+    return kept, prompt[len(kept) :]
+
+
+def unheal(raw: str, healed: str) -> str | None:
+    """The model's text after the `healed` whitespace it must retype first.
+
+    "" while it has not written all of it yet; None when it wrote something else
+    (a continuation that does not fit the text typed: nothing to suggest).
+    """
+    if raw.startswith(healed):
+        return raw[len(healed) :]
+    if healed.startswith(raw):
+        return ""
+    return None
 
 
 def postprocess(raw: str, ctx: CursorContext) -> str:

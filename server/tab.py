@@ -28,8 +28,8 @@ from lowentropy.models.errors import BackendError
 from lowentropy.models.types import CompletionRequest
 from lowentropy.prompts.tab import TabInputs, TabPrompt, render_tab_inputs
 
-from .documents import MAX_DOCUMENT_CHARS, codepoints_to_utf16, utf16_to_codepoints
-from .postprocess import CursorContext, block_finished, postprocess
+from .documents import MAX_DOCUMENT_CHARS, LineIndex, codepoints_to_utf16, utf16_to_codepoints
+from .postprocess import CursorContext, block_finished, heal_prompt, postprocess, unheal
 from .suggestion_cache import PendingPrefetch, SuggestionCache, snapshot
 
 if TYPE_CHECKING:
@@ -93,6 +93,7 @@ def locate(
         line_suffix=line_text[column:],
         multiline=options.multiline,
         max_lines=options.max_lines,
+        next_line=_next_line(index, position.line),
     )
     path = to_fs_path(document.uri) or document.uri
     return Cursor(
@@ -106,6 +107,15 @@ def locate(
         path=ls.relative_path(path),
         language=doc.language_id or Path(path).suffix.lstrip("."),
     )
+
+
+def _next_line(index: LineIndex, line: int, reach: int = 64) -> str:
+    """The first non-blank line below `line` within `reach` lines ("" when none)."""
+    for n in range(line + 1, min(index.line_count, line + 1 + reach)):
+        text = index.line(n)
+        if text.strip():
+            return text
+    return ""
 
 
 class TabEngine:
@@ -220,13 +230,15 @@ class TabEngine:
         inputs, prompt = await self._render(backend, cursor)
         render_ms = (time.perf_counter() - t0) * 1000
         role = backend.config
+        text, healed = heal_prompt(prompt.prompt)
         req = CompletionRequest(
-            prompt=prompt.prompt,
+            prompt=text,
             max_tokens=role.max_tokens,
             temperature=role.temperature,
             stop=tuple(backend.template.stop),
-            stable_prefix=prompt.stable_prefix,
+            stable_prefix=prompt.stable_prefix[: len(text)],
         )
+        written = ""  # what the model wrote, the healed whitespace first
         raw = ""
         self.stats.backend_calls += 1
         t1 = time.perf_counter()
@@ -234,7 +246,11 @@ class TabEngine:
             async with asyncio.timeout(role.timeouts.total + 1.0):
                 async with contextlib.aclosing(backend.generator.stream_completion(req)) as stream:  # type: ignore[type-var]
                     async for delta in stream:
-                        raw += delta
+                        written += delta
+                        fitted = unheal(written, healed)
+                        if fitted is None:
+                            break  # it continues differently from the typed whitespace
+                        raw = fitted
                         if block_finished(raw, cursor.ctx):
                             break  # aclosing closes the HTTP stream / stops local generation now
         except BackendError as exc:
@@ -247,7 +263,7 @@ class TabEngine:
             return "", (time.perf_counter() - t1) * 1000
         backend_ms = (time.perf_counter() - t1) * 1000
         t2 = time.perf_counter()
-        suggestion = postprocess(raw, cursor.ctx)
+        suggestion = postprocess(raw, cursor.ctx) if unheal(written, healed) is not None else ""
         post_ms = (time.perf_counter() - t2) * 1000
         log.debug(
             "tab %s get_backend_ms=%.2f render_ms=%.2f backend_ms=%.1f post_ms=%.2f prompt_tokens=%d exact=%s chars=%d",

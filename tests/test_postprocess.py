@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from lowentropy.server.postprocess import CursorContext, block_finished, postprocess
+from lowentropy.server.postprocess import (
+    CursorContext,
+    block_finished,
+    heal_prompt,
+    postprocess,
+    unheal,
+)
 
 
 def ctx(prefix: str, suffix: str = "", **kw: object) -> CursorContext:
@@ -48,3 +54,39 @@ def test_block_finished_lets_generation_stop_early() -> None:
     assert not block_finished("abc", ctx("f(", ")"))
     assert block_finished("a = 1\n    b = 2\nc = 3\nd", ctx("    "))
     assert not block_finished("a = 1\n    b = 2", ctx("    "))
+
+
+# ---- stopping where the text below continues ------------------------------------------
+
+
+def test_multiline_stops_before_the_line_below_the_cursor() -> None:
+    raw = "total = 0\n    for x in xs:\n        total += x\n    return total\n"
+    c = ctx("    ", next_line="    return total")
+    assert postprocess(raw, c) == "total = 0\n    for x in xs:\n        total += x"
+    assert block_finished(raw, c)
+
+
+def test_a_line_the_text_below_already_has_is_no_suggestion() -> None:
+    assert postprocess("return total", ctx("    ", next_line="    return total")) == ""
+
+
+def test_a_line_that_differs_from_the_line_below_stays() -> None:
+    c = ctx("    ", next_line="    return total")
+    assert postprocess("total += 1\n    return total + 1", c) == "total += 1\n    return total + 1"
+
+
+# ---- token healing ---------------------------------------------------------------------
+
+
+def test_heal_prompt_splits_trailing_indentation_only() -> None:
+    assert heal_prompt("<mid>def f():\n    ") == ("<mid>def f():\n", "    ")
+    assert heal_prompt("x = 1\n") == ("x = 1\n", "")
+    assert heal_prompt("a =\t ") == ("a =", "\t ")
+
+
+def test_unheal_strips_the_retyped_whitespace_and_refuses_other_text() -> None:
+    assert unheal("    return x", "    ") == "return x"
+    assert unheal("  ", "    ") == ""  # not all of it yet
+    assert unheal("\n", "    ") is None  # a continuation that does not fit what was typed
+    assert unheal("  return", "    ") is None  # a shallower line than the one typed
+    assert unheal("return", "") == "return"

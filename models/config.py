@@ -26,7 +26,8 @@ class RoleConfig:
     """Where one role (tab, nextEdit, apply, chat, embed) generates.
 
     No endpoints means the embedded llama.cpp engine with `model_path`
-    (None = the packaged SmolLM2-135M-Instruct).
+    (None = the packaged default, Qwen2.5-Coder-0.5B-Instruct; `LOWENTROPY_DEFAULT_MODEL`
+    names another packaged model).
     """
 
     endpoints: tuple[EndpointConfig, ...] = ()

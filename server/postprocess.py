@@ -33,14 +33,37 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
+#: A line that ends with one of these goes on below it (a block, a bracket left open).
+_OPENS_BLOCK = (":", "(", "[", "{")
+
+
+def one_line(ctx: CursorContext) -> bool:
+    """Whether a suggestion here completes the cursor line and stops.
+
+    Mid-line (text after the cursor), after code that does not open a block or a
+    bracket (the line is being finished, not a block started), and where the line
+    below is indented deeper (the cursor line heads a body that is already there).
+    Multi-line suggestions are for an empty line or the end of a line that opens
+    something, as in the editors people use.
+    """
+    if not ctx.multiline or ctx.line_suffix.strip():
+        return True
+    code = ctx.line_prefix.rstrip()
+    if code.strip() and not code.endswith(_OPENS_BLOCK):
+        return True
+    below = ctx.next_line
+    return bool(below.strip()) and _indent(below) > _indent(ctx.line_prefix)
+
+
 def cut_block(text: str, ctx: CursorContext) -> str:
     """Keep the continuation inside the current block.
 
-    Mid-line (real text after the cursor) a suggestion is one line. Otherwise it
-    ends before the first line indented less than the cursor line's block, before
-    a blank line followed by such a line, and after `max_lines` lines.
+    One line where `one_line` says so. Otherwise it ends before the first line
+    indented less than the cursor line's block, before a blank line followed by
+    such a line, before the line below the cursor or a markdown fence, and after
+    `max_lines` lines.
     """
-    if not ctx.multiline or ctx.line_suffix.strip():
+    if one_line(ctx):
         return text.split("\n", 1)[0]
     lines = text.split("\n")
     base = _indent(ctx.line_prefix) if ctx.line_prefix.strip() else len(ctx.line_prefix)
@@ -54,6 +77,8 @@ def cut_block(text: str, ctx: CursorContext) -> str:
             break
         if below and line.strip() == below:
             break  # the text below the cursor continues from here
+        if line.lstrip().startswith("```"):
+            break  # a chat model's habit leaking into code: the code is over
         if line.strip() and _indent(line) < base:
             break
         if not line.strip() and kept and not kept[-1].strip():
@@ -135,7 +160,7 @@ def postprocess(raw: str, ctx: CursorContext) -> str:
 
 def block_finished(raw: str, ctx: CursorContext) -> bool:
     """True once more streamed text cannot change the post-processed result (stop generating)."""
-    if not ctx.multiline or ctx.line_suffix.strip():
+    if one_line(ctx):
         return "\n" in raw
     lines = raw.split("\n")
     if len(lines) > ctx.max_lines + 1:

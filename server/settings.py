@@ -67,6 +67,7 @@ class WireCompletion:
     multiline: bool | None = None
     prefetch: bool | None = None
     warm_delay_ms: int | None = None
+    budget_ms: int | None = None
     enabled: bool | None = None
 
 
@@ -111,6 +112,9 @@ class CompletionOptions:
     multiline: bool = True
     prefetch: bool = True
     warm_delay_ms: int = 400  # warm the cache after this long without typing
+    # A suggestion later than this is worth less than none: the request answers empty and
+    # the generation finishes in the background (its KV cache and its result are kept).
+    budget_ms: int = 1200
 
 
 # Answers differ in length by role: a Tab suggestion is a few lines, a chat
@@ -255,6 +259,8 @@ def resolve(*documents: Any, base: Settings | None = None) -> Settings:
         completion = settings.completion
         if wire.completion is not None:
             c = wire.completion
+            if c.budget_ms is not None and c.budget_ms <= 0:
+                raise SettingsError(f"completion.budgetMs: must be positive ({c.budget_ms})")
             if c.context_tokens is not None and c.context_tokens < 64:
                 raise SettingsError(f"completion.contextTokens: too small ({c.context_tokens})")
             completion = _set(
@@ -265,6 +271,7 @@ def resolve(*documents: Any, base: Settings | None = None) -> Settings:
                 multiline=c.multiline,
                 prefetch=c.prefetch,
                 warm_delay_ms=c.warm_delay_ms,
+                budget_ms=c.budget_ms,
             )
         settings = Settings(
             roles=roles,

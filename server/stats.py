@@ -36,6 +36,8 @@ class TabStats:
     errors: int = 0
     warmings: int = 0
     empty: int = 0
+    over_budget: int = 0  # answered empty at completion.budgetMs, generation left running
+    late_cached: int = 0  # of those, finished later and kept for typing through
     # Per answered request: time in the server excluding time waiting on the backend.
     overhead_ms: deque[float] = attrs.field(factory=lambda: deque(maxlen=2000))
     total_ms: deque[float] = attrs.field(factory=lambda: deque(maxlen=2000))
@@ -60,6 +62,8 @@ class TabStats:
             "errors": self.errors,
             "warmings": self.warmings,
             "empty": self.empty,
+            "overBudget": self.over_budget,
+            "lateCached": self.late_cached,
             "overheadMsP50": percentile(over, 0.5),
             "overheadMsP99": percentile(over, 0.99),
             "overheadSamples": len(over),

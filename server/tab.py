@@ -127,6 +127,7 @@ class TabEngine:
         self.inflight: dict[str, asyncio.Task[object]] = {}
         self.superseded: set[asyncio.Task[object]] = set()
         self.warm_tasks: dict[str, asyncio.Task[None]] = {}
+        self.late: dict[str, asyncio.Task[str]] = {}  # generations past their budget, per document
         self.background: set[asyncio.Task[Any]] = set()
 
     @property
@@ -160,16 +161,25 @@ class TabEngine:
             previous.cancel()
         self.inflight[cursor.uri] = task
         try:
+            late = self.late.pop(cursor.uri, None)
+            if late is not None:
+                late.cancel()  # what it evaluated stays cached: this request goes on from there
+            deadline = started + self.ls.settings.completion.budget_ms / 1000
             pending = self.cache.pending.get(cursor.uri)
             if pending is not None:
                 if pending.cursor == cursor.offset and pending.expected_text == cursor.text:
-                    suggestion = await asyncio.shield(pending.task)
+                    left = max(deadline - time.perf_counter(), 0.0)
+                    try:
+                        suggestion = await asyncio.wait_for(asyncio.shield(pending.task), left)
+                    except TimeoutError:  # the prefetch runs on and caches what it finds
+                        self.stats.over_budget += 1
+                        return ""
                     self.stats.prefetch_hits += 1
                     self.stats.cached_ms.append((time.perf_counter() - started) * 1000)
                     return suggestion
                 pending.task.cancel()
                 self.cache.pending.pop(cursor.uri, None)
-            suggestion, backend_ms = await self._generate(cursor)
+            suggestion, backend_ms = await self._generate(cursor, deadline)
         except asyncio.CancelledError:
             if task in self.superseded:
                 self.superseded.discard(task)
@@ -221,8 +231,13 @@ class TabEngine:
             return inputs, await asyncio.to_thread(render)
         return inputs, render()
 
-    async def _generate(self, cursor: Cursor) -> tuple[str, float]:
-        """Render, stream and post-process; returns the suggestion and the ms spent in the backend."""
+    async def _generate(self, cursor: Cursor, deadline: float | None = None) -> tuple[str, float]:
+        """Render, stream and post-process; returns the suggestion and the ms spent in the backend.
+
+        With a `deadline` (`time.perf_counter()` seconds) a generation still running then is
+        answered with "" and left to finish in the background: the prompt it was
+        evaluating stays in the KV cache for the next keystroke, and its suggestion is
+        kept for typing through (`_finish_late`)."""
         request_id = uuid.uuid4().hex[:8]
         tb = time.perf_counter()
         backend = await self._backend()
@@ -238,40 +253,30 @@ class TabEngine:
             stop=tuple(backend.template.stop),
             stable_prefix=prompt.stable_prefix[: len(text)],
         )
-        written = ""  # what the model wrote, the healed whitespace first
-        raw = ""
         self.stats.backend_calls += 1
         t1 = time.perf_counter()
+        streaming = asyncio.create_task(self._stream(backend, req, cursor.ctx, healed, request_id))
         try:
-            async with asyncio.timeout(role.timeouts.total + 1.0):
-                async with contextlib.aclosing(backend.generator.stream_completion(req)) as stream:  # type: ignore[type-var]
-                    async for delta in stream:
-                        written += delta
-                        fitted = unheal(written, healed)
-                        if fitted is None:
-                            break  # it continues differently from the typed whitespace
-                        raw = fitted
-                        if block_finished(raw, cursor.ctx):
-                            break  # aclosing closes the HTTP stream / stops local generation now
-        except BackendError as exc:
-            self.stats.errors += 1
-            log.warning("tab %s: backend failed: %s", request_id, exc.user_message)
-            return "", (time.perf_counter() - t1) * 1000
+            if deadline is None:
+                suggestion = await streaming
+            else:
+                left = max(deadline - time.perf_counter(), 0.0)
+                suggestion = await asyncio.wait_for(asyncio.shield(streaming), left)
         except TimeoutError:
-            self.stats.errors += 1
-            log.warning("tab %s: backend timed out after %.1fs", request_id, role.timeouts.total)
+            self.stats.over_budget += 1
+            self._finish_late(cursor, streaming)
+            log.debug("tab %s: over budget, finishing in the background", request_id)
             return "", (time.perf_counter() - t1) * 1000
+        except asyncio.CancelledError:
+            streaming.cancel()
+            raise
         backend_ms = (time.perf_counter() - t1) * 1000
-        t2 = time.perf_counter()
-        suggestion = postprocess(raw, cursor.ctx) if unheal(written, healed) is not None else ""
-        post_ms = (time.perf_counter() - t2) * 1000
         log.debug(
-            "tab %s get_backend_ms=%.2f render_ms=%.2f backend_ms=%.1f post_ms=%.2f prompt_tokens=%d exact=%s chars=%d",
+            "tab %s get_backend_ms=%.2f render_ms=%.2f backend_ms=%.1f prompt_tokens=%d exact=%s chars=%d",
             request_id,
             (t0 - tb) * 1000,
             render_ms,
             backend_ms,
-            post_ms,
             prompt.tokens,
             prompt.exact,
             len(suggestion),
@@ -281,6 +286,57 @@ class TabEngine:
                 self.ls.recorder.record, inputs, prompt, template=backend.template
             )
         return suggestion, backend_ms
+
+    async def _stream(
+        self, backend: RoleBackend, req: CompletionRequest, ctx: CursorContext, healed: str,
+        request_id: str,
+    ) -> str:  # fmt: skip
+        """Stream from the backend, stopping at the block end; the post-processed suggestion."""
+        role = backend.config
+        written = ""  # what the model wrote, the healed whitespace first
+        raw = ""
+        try:
+            async with asyncio.timeout(role.timeouts.total + 1.0):
+                async with contextlib.aclosing(backend.generator.stream_completion(req)) as stream:  # type: ignore[type-var]
+                    async for delta in stream:
+                        written += delta
+                        fitted = unheal(written, healed)
+                        if fitted is None:
+                            break  # it continues differently from the typed whitespace
+                        raw = fitted
+                        if block_finished(raw, ctx):
+                            break  # aclosing closes the HTTP stream / stops local generation now
+        except BackendError as exc:
+            self.stats.errors += 1
+            log.warning("tab %s: backend failed: %s", request_id, exc.user_message)
+            return ""
+        except TimeoutError:
+            self.stats.errors += 1
+            log.warning("tab %s: backend timed out after %.1fs", request_id, role.timeouts.total)
+            return ""
+        if unheal(written, healed) is None:
+            return ""
+        return postprocess(raw, ctx)
+
+    def _finish_late(self, cursor: Cursor, streaming: asyncio.Task[str]) -> None:
+        """Let a generation that missed its budget run on; keep its suggestion if the user
+        is still there to type through it. A newer request for the document cancels it."""
+        old = self.late.pop(cursor.uri, None)
+        if old is not None:
+            old.cancel()
+        self.late[cursor.uri] = streaming
+
+        def done(task: asyncio.Task[str]) -> None:
+            if self.late.get(cursor.uri) is task:
+                del self.late[cursor.uri]
+            if task.cancelled() or task.exception() is not None:
+                return
+            if suggestion := task.result():
+                self.cache.add(cursor.uri, snapshot(cursor.text, cursor.offset, suggestion))
+                self.stats.late_cached += 1
+
+        streaming.add_done_callback(done)
+        self._keep(streaming)
 
     # ---- prefetch --------------------------------------------------------------------------
 

@@ -28,7 +28,8 @@ pytest_plugins = ["servers"]
 SERVER_COMMAND = [sys.executable, "-m", "lowentropy.server", "--log-level", "DEBUG", "serve"]
 
 # Tests never wait on warming or prefetch unless they ask for it.
-QUIET_TAB = {"completion": {"warmDelayMs": -1, "prefetch": False}}
+# A budget no loaded CI machine misses: these tests check what a suggestion is, not when.
+QUIET_TAB = {"completion": {"warmDelayMs": -1, "prefetch": False, "budgetMs": 120_000}}
 
 # Tests of mechanics run on the packaged SmolLM2-135M (4x faster than the default Qwen
 # coder model on 2 cores); tests about the default or about quality unset this.

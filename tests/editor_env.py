@@ -21,7 +21,7 @@ INSTALL = "bash scripts/install-editors.sh"
 
 # The server's settings for editor tests, read from the workspace's lowentropy.toml so that the
 # editors run the documented configuration unchanged: no index, no background warming.
-QUIET_TOML = "[index]\nenabled = false\n\n[completion]\nwarmDelayMs = -1\nprefetch = false\n"
+QUIET_TOML = "[index]\nenabled = false\n\n[completion]\nwarmDelayMs = -1\nprefetch = false\nbudgetMs = 120000\n"
 
 # The apply example of tests/test_emacs.py and its sketch.
 RECT = "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    return 2 * (w + h)\n"

@@ -36,7 +36,7 @@ SHAPES = "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    retur
 SKETCH = "def perimeter(w, h):\n    return 2 * w + 2 * h\n"
 INIT_OPTIONS = {
     "index": {"enabled": False},
-    "completion": {"warmDelayMs": -1},
+    "completion": {"warmDelayMs": -1, "budgetMs": 120_000},
     "chat": {"maxTokens": 48},
 }
 

@@ -90,3 +90,27 @@ def test_unheal_strips_the_retyped_whitespace_and_refuses_other_text() -> None:
     assert unheal("\n", "    ") is None  # a continuation that does not fit what was typed
     assert unheal("  return", "    ") is None  # a shallower line than the one typed
     assert unheal("return", "") == "return"
+
+
+# ---- where a suggestion may run onto more lines ----------------------------------------
+
+
+def test_finishing_a_line_of_code_is_one_line() -> None:
+    raw = "!= WRITE:\n            raise OSError\n        self.flush()"
+    assert postprocess(raw, ctx("        if self.mode ")) == "!= WRITE:"
+    assert block_finished("!= WRITE:\n", ctx("        if self.mode "))
+
+
+def test_a_line_that_opens_a_block_or_bracket_may_run_on() -> None:
+    body = "\n    total = sum(xs)\n    return total"
+    assert postprocess(body, ctx("def f(xs):")) == body
+    assert postprocess("\n    1,\n    2,", ctx("xs = [")) == "\n    1,\n    2,"
+
+
+def test_a_header_whose_body_is_already_below_is_one_line() -> None:
+    c = ctx("            ", next_line="                num_blanks += 1")
+    assert postprocess("elif s.startswith('+'):\n                yield s", c) == "elif s.startswith('+'):"
+
+
+def test_a_markdown_fence_ends_the_code() -> None:
+    assert postprocess("print(d)\n```", ctx("    ")) == "print(d)"

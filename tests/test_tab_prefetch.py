@@ -23,7 +23,7 @@ async def _until(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-u
 
 async def test_accepting_a_suggestion_is_answered_from_the_prefetch(tmp_path: Path) -> None:
     """fib.py: accept the suggestion (insert it); the next request needs no new model call."""
-    options = {"lowentropy": {"completion": {"warmDelayMs": -1, "prefetch": True}}}
+    options = {"lowentropy": {"completion": {"warmDelayMs": -1, "prefetch": True, "budgetMs": 120_000}}}
     async with lsp_client(tmp_path, options) as client:
         docs = Docs(client, tmp_path)
         uri = docs.open(FIB)
@@ -53,7 +53,7 @@ async def _pending(client: object) -> bool:
 
 async def test_open_warms_the_cache_and_the_next_prompt_reuses_it(tmp_path: Path) -> None:
     """fib.py: didOpen warms the engine; the first completion then reuses the warmed tokens."""
-    options = {"lowentropy": {"completion": {"warmDelayMs": 50, "prefetch": False}}}
+    options = {"lowentropy": {"completion": {"warmDelayMs": 50, "prefetch": False, "budgetMs": 120_000}}}
     async with lsp_client(tmp_path, options) as client:
         docs = Docs(client, tmp_path)
 
@@ -71,3 +71,25 @@ async def test_open_warms_the_cache_and_the_next_prompt_reuses_it(tmp_path: Path
         assert first_text(await docs.inline(uri, LINE, COL))
         after = (await stats(client)).backends[0].detail.prompt_tokens_reused
         assert after > before, "the completion did not reuse the warmed prefix"
+
+
+async def test_a_suggestion_over_budget_answers_empty_then_serves_what_it_finished(
+    tmp_path: Path,
+) -> None:
+    """fib.py with a 1 ms budget: the request answers empty at once, the generation runs on,
+    and asking again at the same place serves its suggestion with no new model call."""
+    options = {"lowentropy": {"completion": {"warmDelayMs": -1, "prefetch": False, "budgetMs": 1}}}
+    async with lsp_client(tmp_path, options) as client:
+        docs = Docs(client, tmp_path)
+        uri = docs.open(FIB)
+        assert first_text(await docs.inline(uri, LINE, COL)) == ""
+        assert (await stats(client)).tab.overBudget == 1
+
+        async def finished() -> bool:
+            return bool((await stats(client)).tab.lateCached == 1)
+
+        await _until(finished)
+        calls = (await stats(client)).tab.backendCalls
+        again = first_text(await docs.inline(uri, LINE, COL))
+        assert again.strip(), "the late suggestion should be served"
+        assert (await stats(client)).tab.backendCalls == calls

@@ -332,7 +332,11 @@ async def index_status(client: LanguageClient) -> dict[str, Any]:
 
 
 async def run_phase(
-    name: str, functions: list[Function], model: Path, completion: dict[str, Any] | None = None
+    name: str,
+    functions: list[Function],
+    model: Path,
+    completion: dict[str, Any] | None = None,
+    threads: int | None = None,
 ) -> PhaseResult:
     busy = name == "busy"
     with tempfile.TemporaryDirectory(prefix=f"lowentropy-typing-{name}-") as tmp:
@@ -347,6 +351,8 @@ async def run_phase(
         options: dict[str, Any] = {"tab": {"modelPath": str(model)}, "index": {"enabled": busy}}
         if completion:
             options["completion"] = completion
+        if threads:
+            options["tab"]["nThreads"] = threads
         with cache_home(cache):
             async with server(root, options) as client:
                 result = await _replay_all(name, client, functions, root, busy)
@@ -400,8 +406,16 @@ def summarize(result: PhaseResult, total_chars: int) -> None:
     if result.index_after is not None:
         print(
             f"  index at the end of the replay: {result.index_after} "
-            f"({'still embedding' if result.still_embedding else 'NOT busy any more'})"
+            f"({'still embedding' if result.still_embedding else 'NOT busy any more'}); "
+            f"embedded during the replay: {_embedded(result.index_after) - _embedded(result.index_before)} chunks"
         )
+
+
+def _embedded(status: dict[str, Any] | None) -> int:
+    """Chunks with a vector, from an indexStatus snapshot."""
+    if not status:
+        return 0
+    return int(status.get("chunks") or 0) - int(status.get("pendingEmbeddings") or 0)
 
 
 def bars(results: dict[str, PhaseResult], total_chars: int) -> bool:
@@ -448,6 +462,7 @@ async def main() -> int:
     parser.add_argument(
         "--context-tokens", type=int, help="completion.contextTokens (default: the server's)"
     )
+    parser.add_argument("--threads", type=int, help="tab.nThreads (default: the server's)")
     parser.add_argument("--json", type=Path, help="write each phase's figures here")
     args = parser.parse_args()
 
@@ -461,7 +476,9 @@ async def main() -> int:
     phases = ("idle", "busy") if args.phase == "both" else (args.phase,)
     started = time.perf_counter()
     completion = {"contextTokens": args.context_tokens} if args.context_tokens else None
-    results = {name: await run_phase(name, functions, model, completion) for name in phases}
+    results = {
+        name: await run_phase(name, functions, model, completion, args.threads) for name in phases
+    }
     print(f"bench time {time.perf_counter() - started:.0f} s")
     for result in results.values():
         summarize(result, total_chars)

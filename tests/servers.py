@@ -71,7 +71,9 @@ class RecordedRequest:
 
 def sse_chunk(path: str, index: int, *, finish: bool = False) -> bytes:
     """One OpenAI stream chunk in the shape of the endpoint at `path`."""
-    text = f"tok{index} "
+    # A leading space, as a model writes after a prompt whose trailing space the server
+    # healed (`postprocess.heal_prompt`), so Tab reads on until the fault.
+    text = f" tok{index}"
     if path.endswith("/chat/completions"):
         choice: dict[str, Any] = {"index": 0, "delta": {"content": text}}
     else:

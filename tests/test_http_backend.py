@@ -286,7 +286,7 @@ async def test_stream_cut_halfway(
     with pytest.raises(BackendStreamBroken):
         async for text in backend.stream_completion(CompletionRequest(prompt="x")):
             got.append(text)
-    assert got == ["tok0 ", "tok1 ", "tok2 "]
+    assert got == [" tok0", " tok1", " tok2"]
 
 
 async def test_api_key_is_sent_and_never_logged(

@@ -184,7 +184,7 @@ async def test_errors_after_the_first_token_propagate(
     with pytest.raises(BackendStreamBroken):
         async for text in pool.stream_completion(request()):
             got.append(text)
-    assert got == ["tok0 ", "tok1 "]
+    assert got == [" tok0", " tok1"]
     assert pool.replicas[1].backend.stats.started == 0, "no retry once text was shown"
 
 

@@ -559,7 +559,7 @@ class _Core:
         llm = self._llm
         if llm is not None:
             llm.reset()  # type: ignore[no-untyped-call]
-            llm._ctx.kv_cache_clear()
+            llm._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]
 
     def _tokens(self, text: str, *, add_bos: bool) -> list[int]:
         tokens = self.tokenizer.tokenize(text, add_bos=add_bos)

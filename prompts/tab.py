@@ -7,15 +7,19 @@ format's suffix slot (the rest of the cursor line and the lines below) and its
 closing literal. The far lines above are marked stable; the server routes and
 warms on that stable prefix.
 
-Cache stability while typing: everything up to the cursor is the same text as
-at the previous keystroke, and the window's top moves only in aligned blocks
-(see `renderer.file_lines`). The suffix is rendered first under its own small
-share of the budget: it comes after the cursor in prefix-suffix-middle
-formats, so the backend recomputes it on every keystroke; keeping it small
-keeps that work small, and a fixed share keeps it from changing while the
-cursor stays on one line. With a long-lived `Renderer`, renders at one path
-and cursor line form a sticky series: the window keeps its place while it
-still fits, instead of flapping when a token count wobbles.
+Cache stability while typing: formats whose middle comes last (prefix,
+suffix, then the middle marker: Qwen, StarCoder2, ...) put the lines typed
+since an aligned anchor (`seed_anchor`, blocks of 16 lines) and the cursor
+line up to the cursor after the middle marker, as middle the model has already
+written. Everything before it, the text below the cursor included, stays
+byte-identical while the user types within the block, so the backend's KV
+cache keeps it and each keystroke evaluates a few tokens. The window's top
+moves only in aligned blocks (see `renderer.file_lines`); blocks below the
+cursor align to the file's end, so a typed line leaves their counts cached.
+The suffix is rendered first under its own share of the budget (20%). With a
+long-lived `Renderer`, renders at one path and cursor line form a sticky
+series: the window keeps its place while it still fits, instead of flapping
+when a token count wobbles.
 
 Cost on the keystroke path (~0.3-0.8 ms on argparse.py, see bench/render.py):
 only the lines within reach of the budget around the cursor are read (more

@@ -136,11 +136,15 @@ class TabEngine:
 
     # ---- the request path ----------------------------------------------------------------
 
-    async def suggest(self, cursor: Cursor, started: float | None = None) -> str:
+    async def suggest(
+        self, cursor: Cursor, started: float | None = None, *, budgeted: bool = True
+    ) -> str:
         """The suggestion for `cursor` ("" for none). Raises Superseded when a newer request wins.
 
         `started` is when the request reached the server (`time.perf_counter()`), so the
-        timings include locating the cursor."""
+        timings include locating the cursor. `budgeted`: answer within
+        `completion.budgetMs` or not at all (requests while typing); an explicit request
+        (the user invoked completion) waits for its answer."""
         started = time.perf_counter() if started is None else started
         self.stats.requests += 1
         hit = self.cache.lookup(cursor.uri, cursor.text, cursor.offset)
@@ -164,11 +168,12 @@ class TabEngine:
             late = self.late.pop(cursor.uri, None)
             if late is not None:
                 late.cancel()  # what it evaluated stays cached: this request goes on from there
-            deadline = started + self.ls.settings.completion.budget_ms / 1000
+            budget = self.ls.settings.completion.budget_ms / 1000 if budgeted else None
+            deadline = None if budget is None else started + budget
             pending = self.cache.pending.get(cursor.uri)
             if pending is not None:
                 if pending.cursor == cursor.offset and pending.expected_text == cursor.text:
-                    left = max(deadline - time.perf_counter(), 0.0)
+                    left = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
                     try:
                         suggestion = await asyncio.wait_for(asyncio.shield(pending.task), left)
                     except TimeoutError:  # the prefetch runs on and caches what it finds
@@ -449,14 +454,18 @@ def _item_range(cursor: Cursor) -> types.Range:
 
 
 async def _suggestion_at(
-    ls: LowEntropyServer, document: types.TextDocumentIdentifier, position: types.Position
+    ls: LowEntropyServer,
+    document: types.TextDocumentIdentifier,
+    position: types.Position,
+    invoked: bool,
 ) -> tuple[Cursor, str] | None:
-    """The cursor and its suggestion; None when completion is off or there is nothing to say."""
+    """The cursor and its suggestion; None when completion is off or there is nothing to say.
+    `invoked`: the user asked explicitly, so the answer is waited for beyond the budget."""
     started = time.perf_counter()
     cursor = locate(ls, document, position)
     if cursor is None:
         return None
-    suggestion = await ls.tab.suggest(cursor, started)
+    suggestion = await ls.tab.suggest(cursor, started, budgeted=not invoked)
     return (cursor, suggestion) if suggestion else None
 
 
@@ -469,7 +478,8 @@ async def inline_completion(
     offered = ls.next_edits.inline_item(params.text_document, params.position)
     if offered is not None:
         return types.InlineCompletionList(items=[offered])
-    found = await _suggestion_at(ls, params.text_document, params.position)
+    invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+    found = await _suggestion_at(ls, params.text_document, params.position, invoked)
     if found is None:
         return types.InlineCompletionList(items=[])
     cursor, suggestion = found
@@ -492,7 +502,11 @@ async def completion(
     """The Tab suggestion as one completion item, for editors without inline completion (Helix)."""
     if not ls.settings.completion.enabled:
         return None
-    found = await _suggestion_at(ls, params.text_document, params.position)
+    invoked = (
+        params.context is not None
+        and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+    )
+    found = await _suggestion_at(ls, params.text_document, params.position, invoked)
     if found is None:
         return types.CompletionList(is_incomplete=True, items=[])
     cursor, suggestion = found

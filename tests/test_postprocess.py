@@ -109,7 +109,10 @@ def test_a_line_that_opens_a_block_or_bracket_may_run_on() -> None:
 
 def test_a_header_whose_body_is_already_below_is_one_line() -> None:
     c = ctx("            ", next_line="                num_blanks += 1")
-    assert postprocess("elif s.startswith('+'):\n                yield s", c) == "elif s.startswith('+'):"
+    assert (
+        postprocess("elif s.startswith('+'):\n                yield s", c)
+        == "elif s.startswith('+'):"
+    )
 
 
 def test_a_markdown_fence_ends_the_code() -> None:

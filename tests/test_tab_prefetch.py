@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from conftest import Docs, first_text, lsp_client, stats
+from conftest import Docs, first_text, inline_params, lsp_client, stats
+from lsprotocol import types
 
 FIB = (Path(__file__).parent / "data" / "tab" / "fib.py").read_text(encoding="utf-8")
 LINE, COL = 4, len("    return ")
@@ -23,7 +24,9 @@ async def _until(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-u
 
 async def test_accepting_a_suggestion_is_answered_from_the_prefetch(tmp_path: Path) -> None:
     """fib.py: accept the suggestion (insert it); the next request needs no new model call."""
-    options = {"lowentropy": {"completion": {"warmDelayMs": -1, "prefetch": True, "budgetMs": 120_000}}}
+    options = {
+        "lowentropy": {"completion": {"warmDelayMs": -1, "prefetch": True, "budgetMs": 120_000}}
+    }
     async with lsp_client(tmp_path, options) as client:
         docs = Docs(client, tmp_path)
         uri = docs.open(FIB)
@@ -53,7 +56,9 @@ async def _pending(client: object) -> bool:
 
 async def test_open_warms_the_cache_and_the_next_prompt_reuses_it(tmp_path: Path) -> None:
     """fib.py: didOpen warms the engine; the first completion then reuses the warmed tokens."""
-    options = {"lowentropy": {"completion": {"warmDelayMs": 50, "prefetch": False, "budgetMs": 120_000}}}
+    options = {
+        "lowentropy": {"completion": {"warmDelayMs": 50, "prefetch": False, "budgetMs": 120_000}}
+    }
     async with lsp_client(tmp_path, options) as client:
         docs = Docs(client, tmp_path)
 
@@ -93,3 +98,20 @@ async def test_a_suggestion_over_budget_answers_empty_then_serves_what_it_finish
         again = first_text(await docs.inline(uri, LINE, COL))
         assert again.strip(), "the late suggestion should be served"
         assert (await stats(client)).tab.backendCalls == calls
+
+
+async def test_an_invoked_request_waits_for_its_answer_beyond_the_budget(tmp_path: Path) -> None:
+    """fib.py with a 1 ms budget: completion the user asked for explicitly (trigger kind
+    Invoked, as `lowentropy complete` and a keybinding send) still gets its suggestion."""
+    options = {"lowentropy": {"completion": {"warmDelayMs": -1, "prefetch": False, "budgetMs": 1}}}
+    async with lsp_client(tmp_path, options) as client:
+        docs = Docs(client, tmp_path)
+        uri = docs.open(FIB)
+        params = inline_params(uri, LINE, COL)
+        params.context = types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Invoked
+        )
+        result = await client.text_document_inline_completion_async(params)
+        assert isinstance(result, types.InlineCompletionList)
+        assert first_text(result).strip()
+        assert (await stats(client)).tab.overBudget == 0

@@ -25,6 +25,7 @@ from .backends import Backends
 from .documents import DocumentState
 from .model_setup import prepare_packaged_models
 from .next_edit import feature as next_edit
+from .ordered_sync import OrderedSyncProtocol
 from .settings import Settings, SettingsError, load_toml, resolve, unwrap
 from .stats import TabStats
 from .wire import structure, to_plain, unstructure
@@ -62,6 +63,7 @@ class LowEntropyServer(LanguageServer):
             "lowentropy",
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=OrderedSyncProtocol,
         )
         self.settings = Settings()
         self.documents = Documents()

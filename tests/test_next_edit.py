@@ -47,6 +47,7 @@ class Editor:
         self.uri = (root / name).as_uri()
         self.text = (root / name).read_text(encoding="utf-8")
         self.version = 1
+        self.held: list[types.DidChangeTextDocumentParams] | None = None
         client.text_document_did_open(
             types.DidOpenTextDocumentParams(
                 text_document=types.TextDocumentItem(
@@ -73,22 +74,22 @@ class Editor:
     def replace(self, start: int, end: int, new: str) -> None:
         (sl, sc), (el, ec) = self.position(start), self.position(end)
         self.version += 1
-        self.client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(
-                    uri=self.uri, version=self.version
-                ),
-                content_changes=[
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(
-                            start=types.Position(line=sl, character=sc),
-                            end=types.Position(line=el, character=ec),
-                        ),
-                        text=new,
-                    )
-                ],
-            )
+        change = types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=self.uri, version=self.version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        start=types.Position(line=sl, character=sc),
+                        end=types.Position(line=el, character=ec),
+                    ),
+                    text=new,
+                )
+            ],
         )
+        if self.held is not None:
+            self.held.append(change)  # sent later, in an order the test picks
+        else:
+            self.client.text_document_did_change(change)
         self.text = self.text[:start] + new + self.text[end:]
 
     def apply(self, edit: dict[str, Any]) -> None:
@@ -191,6 +192,40 @@ async def test_the_next_edit_is_a_code_action_with_its_edit(
     assert [e["newText"] for e in change["edits"]] == ["total"]
     assert change["edits"][0]["range"]["start"] == {"line": 3, "character": 8}
     assert ours[0]["command"]["command"] == "lowentropy.acceptNextEdit"
+    ed.close()
+
+
+async def test_changes_sent_out_of_order_are_applied_in_version_order(
+    ne_client: LanguageClient, root: Path
+) -> None:
+    """Helix 25.01 can send a typed word's didChanges out of order (its log showed
+    versions 2, 5, 6, 3, 4); applied as they arrive, they garble the server's copy and the
+    propagated rename is wrong or missing. The server puts each late one in its place."""
+    ed = Editor(ne_client, root, "totals.py")
+    first = _nth(ed.text, "count", 0)
+    ed.held = []
+    ed.replace(first, first + len("count"), "")
+    for i, ch in enumerate("total"):
+        ed.replace(first + i, first + i, ch)
+    sent = ed.held
+    ed.held = None
+    # The last, a duplicate of a version already applied, must not be applied twice.
+    for change in [sent[0], sent[1], sent[4], sent[5], sent[2], sent[3], sent[2]]:
+        ne_client.text_document_did_change(change)
+    line, character = ed.position(first + len("total"))
+    here = types.Position(line=line, character=character)
+    params = types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=ed.uri),
+        range=types.Range(start=here, end=here),
+        context=types.CodeActionContext(diagnostics=[]),
+    )
+    actions = await raw_request(ne_client, types.TEXT_DOCUMENT_CODE_ACTION, params)
+    ours = [a for a in actions if a["title"].startswith("lowentropy: Next edit")]
+    assert len(ours) == 1, [a["title"] for a in actions]
+    (change,) = ours[0]["edit"]["documentChanges"]
+    assert change["textDocument"] == {"uri": ed.uri, "version": ed.version}
+    assert [e["newText"] for e in change["edits"]] == ["total"]
+    assert change["edits"][0]["range"]["start"] == {"line": 3, "character": 8}
     ed.close()
 
 

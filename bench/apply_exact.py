@@ -1,6 +1,12 @@
-"""Apply exact-match rates on the dev set (`tests/apply_devset.py`): deterministic, model, combined.
+"""Apply exact-match rates on the dev sets: deterministic, model, combined.
 
-    python bench/apply_exact.py [--verbose]
+    python bench/apply_exact.py [--verbose] [--sets devset,chat,chat-held-out]
+
+Sets: `devset` (`tests/apply_devset.py`, clean sketches), `chat` and `chat-held-out`
+(`tests/apply_chat_devset.py`: markdown answers, re-indented markers, abbreviated lines,
+whitespace drift; the held-out part is never tuned on). Each set prints exact, refused
+(no verified result: deferred to the model or refused) and wrong (a verified result that
+differs from the expected file, the one failure that must never happen).
 
 A case counts as exact when the final text equals the expected text byte for byte (for
 the "matches nowhere" cases: when nothing is produced). The deterministic path is
@@ -24,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
+from apply_chat_devset import chat_cases  # noqa: E402
 from apply_devset import Case, cases  # noqa: E402
 from harness import verdict  # noqa: E402
 
@@ -31,6 +38,11 @@ from lowentropy.server.apply import Region, plan_apply, splice, verify  # noqa: 
 
 ModelRewrite = Callable[[Region], "str | Awaitable[str]"]
 BAR = 0.98
+SETS: dict[str, Callable[[], list[Case]]] = {
+    "devset": cases,
+    "chat": lambda: chat_cases("dev"),
+    "chat-held-out": lambda: chat_cases("held_out"),
+}
 
 
 async def _rewrite(model_rewrite: ModelRewrite, region: Region) -> str:
@@ -101,26 +113,34 @@ def exact_match_rates(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--verbose", action="store_true", help="list every miss")
+    parser.add_argument(
+        "--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS)
+    )
     args = parser.parse_args()
-    all_cases = cases()
-    figures = exact_match_rates(all_cases)
-    seconds = sorted(figures["plan_seconds"])
-    print(f"dev set: {figures['cases']} cases")
-    print(
-        f"deterministic: {figures['deterministic_exact']} exact, "
-        f"{figures['deterministic_wrong']} wrong, {figures['deferred']} deferred to the model"
-    )
-    print(
-        f"plan_apply time: p50 {seconds[len(seconds) // 2] * 1000:.1f} ms, max {seconds[-1] * 1000:.1f} ms"
-    )
-    for miss in figures["misses"] if args.verbose else figures["misses"][:10]:
-        print("  ", miss)
-    ok = verdict(
-        "deterministic exact match (no model)",
-        figures["combined_rate"] >= BAR,
-        f"{figures['deterministic_rate']:.1%} (bar for combined: {BAR:.0%}; the deferred cases "
-        "need the apply model)",
-    )
+    ok = True
+    for name in args.sets.split(","):
+        figures = exact_match_rates(SETS[name]())
+        seconds = sorted(figures["plan_seconds"])
+        total = figures["cases"]
+        refused = figures["deferred"]
+        print(
+            f"{name}: {total} cases, {figures['deterministic_exact']} exact "
+            f"({figures['deterministic_rate']:.1%}), {refused} refused or deferred, "
+            f"{figures['deterministic_wrong']} wrong; plan_apply p50 "
+            f"{seconds[len(seconds) // 2] * 1000:.1f} ms, max {seconds[-1] * 1000:.1f} ms"
+        )
+        for miss in figures["misses"] if args.verbose else figures["misses"][:10]:
+            print("  ", miss)
+        ok = verdict(f"{name}: no wrong edit", figures["deterministic_wrong"] == 0, "") and ok
+        if name == "devset":
+            ok = (
+                verdict(
+                    "devset: deterministic exact match (no model)",
+                    figures["combined_rate"] >= BAR,
+                    f"{figures['deterministic_rate']:.1%} (bar for combined: {BAR:.0%})",
+                )
+                and ok
+            )
     return 0 if ok else 1
 
 

@@ -433,17 +433,25 @@ class _Gen:
             self.add(label, path, original, sketch, expected, language, tags)
 
 
-def _python_cases(gen: _Gen) -> None:
+def function_pool(
+    files: list[str], keep: Callable[[Func, list[Func]], bool]
+) -> list[tuple[str, str, list[str], Func]]:
+    """(file, source, lines, function) for the functions of stdlib `files` that `keep`
+    (given the function and all of its file's) accepts."""
     pool: list[tuple[str, str, list[str], Func]] = []
-    for file in FILES:
+    for file in files:
         path = STDLIB / file
         if not path.exists():
             continue
         source = path.read_text(encoding="utf-8")
         lines = source.split("\n")
-        for func in python_functions(source):
-            if 8 <= func.end - func.start <= 60:
-                pool.append((file, source, lines, func))
+        funcs = python_functions(source)
+        pool.extend((file, source, lines, func) for func in funcs if keep(func, funcs))
+    return pool
+
+
+def _python_cases(gen: _Gen) -> None:
+    pool = function_pool(FILES, lambda f, _: 8 <= f.end - f.start <= 60)
     rng = gen.rng
     rng.shuffle(pool)
     quotas = {

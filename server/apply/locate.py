@@ -19,7 +19,10 @@ the original block of that line (a body stays in its function); when it fits
 nowhere there it may go beyond, at a small cost. A definition given whole
 (header, body, no marker inside; in a braced language, its own closing line)
 replaces the original definition whole, so lines the sketch dropped from its
-end are deleted. Blank lines at a block's edge next to a marker, facing code,
+end are deleted (comments after its last statement are not its code, and stay). A
+marker at the header's depth after part of a body stands for the rest of the body when
+the part shown stops inside a statement; after a complete statement it may also stand
+for what follows the definition, and the placement is `uncertain`. Blank lines at a block's edge next to a marker, facing code,
 are reported with their deletion reading (`blank_edges`) for the caller to
 settle. New code lines ending in an elision comment (`pass  # unchanged`) are
 `uncertain`: placeholders as often as code.
@@ -682,11 +685,13 @@ class _Locator:
             last_body = None
             complete = True
             closed = False  # the sketch's closing line at the header's depth
+            marker_after = False
             for i in range(pair.s1, len(self.sketch.lines)):
                 line = self.sketch.lines[i]
                 width = indent_width(line.text, tab)
                 if line.marker:
                     complete = width <= h
+                    marker_after = True
                     break
                 if not self.skeys[i]:
                     continue
@@ -709,15 +714,43 @@ class _Locator:
             covered = [p for p in pairs if p.s0 <= last_body]
             later = [p for p in pairs if p.s0 > last_body]
             done = max(p.o1 for p in covered)
-            if done >= d.end or (later and later[0].o0 < d.end):
+            end = self._code_end(done, d.end)
+            if done >= end or (later and later[0].o0 < d.end):
                 continue
-            dropped = d.end - done
+            if marker_after:
+                # A marker re-indented to the header's depth after part of the body: it may
+                # stand for the rest of the body (kept) or for what follows (the rest
+                # deleted). A body cut inside a statement settles it; else it stays open.
+                if not self._ends_statement(last_body):
+                    continue
+                notes.append(
+                    f"a marker at the depth of {d.name!r} follows part of its body (sketch line "
+                    f"{last_body + 1}): the rest of the body may be elided or deleted"
+                )
+                continue
+            dropped = end - done
             if dropped > max(5, (d.end - d.header) // 2):
                 notes.append(
                     f"the sketch gives {d.name!r} whole but would drop its last {dropped} lines"
                 )
-            tails.append(Pair(last_body + 1, last_body + 1, d.end, d.end, False))
+            tails.append(Pair(last_body + 1, last_body + 1, end, end, False))
         return tails, notes
+
+    def _code_end(self, start: int, end: int) -> int:
+        """`end` less the blank and comment lines that close the stretch [start, end): comments
+        after a body's last statement are not the body's, a whole definition keeps them."""
+        while end > start and (not self.okeys[end - 1] or self.okeys[end - 1][:1] in ("#", "//")):
+            end -= 1
+        return end
+
+    def _ends_statement(self, i: int) -> bool:
+        """Whether sketch line i can be the last line of a body: it opens no block, continues
+        nothing, and the body's brackets are balanced up to it."""
+        text = self.skeys[i]
+        if text.endswith((":", "{", "(", "[", ",", "\\", "=", "+", "and", "or")):
+            return False
+        shown = "".join(self.skeys[k] for k in range(i + 1) if not self.sketch.lines[k].marker)
+        return sum(shown.count(c) for c in "([{") == sum(shown.count(c) for c in ")]}")
 
     # -- search --------------------------------------------------------------------------
     def run(self) -> Placement:

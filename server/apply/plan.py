@@ -4,7 +4,8 @@ Steps: parse the sketch → (no markers and a selection: the sketch replaces the
 selection) → place its blocks → settle blank lines at a block's edge (context for a
 deletion when reading them as nothing would leave their definition untouched)
 → if every block is placed for certain, merge and
-verify; the plan then carries the result and the touched regions with their new
+verify (the whole file, then each region as a model's rewrite would be: whatever a
+region loses, its part of the sketch shows removed); the plan then carries the result and the touched regions with their new
 text. Otherwise each block's region, widened to its enclosing definition, goes
 to the apply model with the part of the sketch that belongs to it.
 """
@@ -18,7 +19,7 @@ from .merge import Merged, Region, merge, region_text, splice
 from .sketch import Sketch, parse_sketch
 from .syntax import Definition, definitions
 from .text import Lines, Reindent, indent_style, indent_width, split_lines
-from .verify import verify
+from .verify import Verification, verify, verify_rewrite
 
 __all__ = ["ApplyPlan", "plan_apply"]
 
@@ -220,6 +221,16 @@ def _settle_blank_edges(
     )
 
 
+def _regions_keep_elisions(regions: tuple[Region, ...]) -> Verification:
+    """The check a model's rewrite must pass, on the merge too: whatever a region loses, its
+    part of the sketch shows removed (a marker's lines are kept, never dropped)."""
+    for region in regions:
+        check = verify_rewrite(region.original, region.update, region.merged or "")
+        if not check.ok:
+            return check
+    return Verification(ok=True)
+
+
 def _region_new_text(result: str, lines: Lines, start: int, end: int) -> str:
     new = split_lines(result)
     tail = len(lines.text) - end
@@ -270,6 +281,8 @@ def plan_apply(
             spans = [(s, [k]) for k, s in enumerate(placement.spans) if s is not None]
             regions = _regions(lines, parsed, placement, spans, merged)
             check = verify(original, result, sketch, language=language, regions=regions)
+            if check.ok:
+                check = _regions_keep_elisions(regions)
             if check.ok:
                 return ApplyPlan(result=result, regions=regions)
             reason = f"the deterministic merge failed verification: {check.reason}"

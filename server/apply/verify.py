@@ -217,20 +217,53 @@ def _nonblank(texts: list[str] | tuple[str, ...]) -> list[str]:
     return [t.strip() for t in texts if t.strip()]
 
 
-def _sketch_runs(update: str, original: str) -> list[list[str]]:
-    """The update's marker-free runs of non-blank lines (stripped): what it shows contiguous."""
-    runs: list[list[str]] = [[]]
+@attrs.frozen
+class _Run:
+    """A marker-free run of the update's non-blank lines (stripped), and whether a marker
+    stands right before or after it (what lies beyond that edge is elided, not removed)."""
+
+    lines: tuple[str, ...]
+    marker_before: bool
+    marker_after: bool
+    raw: tuple[str, ...]  # blank lines included (as "")
+
+
+def _sketch_runs(update: str, original: str) -> list[_Run]:
+    """What the update shows contiguous, run by run."""
+    runs: list[_Run] = []
+    current: list[str] = []
+    marker_before = False
+
+    def close(marker_after: bool) -> None:
+        if any(current):
+            runs.append(
+                _Run(tuple(t for t in current if t), marker_before, marker_after, tuple(current))
+            )
+
     for line in parse_sketch(update, original).lines:
         if line.marker:
-            runs.append([])
-        elif line.text.strip():
-            runs[-1].append(line.text.strip())
-    return [run for run in runs if run]
+            close(True)
+            current, marker_before = [], True
+        else:
+            current.append(line.text.strip())
+    close(False)
+    return runs
 
 
-def _contains(run: list[str], chain: list[str]) -> bool:
-    n = len(chain)
-    return any(run[i : i + n] == chain for i in range(len(run) - n + 1))
+def _shows(run: _Run, chain: list[str], at_start: bool, at_end: bool, raw: bool = False) -> bool:
+    """Whether `run` shows `chain` contiguous; a chain that runs to the region's start (end)
+    must also start (end) the run, with no marker there to stand for the lines removed.
+    `raw`: the chain counts blank lines (a blank line shown as context for a deletion)."""
+    n, lines = len(chain), run.raw if raw else run.lines
+    for i in range(len(lines) - n + 1):
+        if list(lines[i : i + n]) != chain:
+            continue
+        if at_start and (i > 0 or run.marker_before):
+            continue
+        if at_end and (i + n < len(lines) or run.marker_after):
+            continue
+        return True
+    return False
 
 
 class DriftGuard:
@@ -277,8 +310,9 @@ def verify_rewrite(original_region: str, update: str, rewritten: str) -> Verific
     inside a rewritten region, so: every added line must come from the update or the
     region, and every original line the rewrite removes (beyond a one-for-one replacement)
     must be shown removed by the update: the kept lines around it, and whatever replaced
-    it, stand contiguous in the update with no marker between. An update without markers
-    is the region's whole new text, so it may remove anything.
+    it, stand contiguous in the update with no marker between (lines removed up to the
+    region's edge: the update shows that edge, with no marker beyond it). An update without
+    markers is the region's whole new text, so it may remove anything.
     """
     old, new = split_lines(original_region), split_lines(rewritten)
     known = {t.strip() for t in update.split("\n")} | {t.strip() for t in old.text}
@@ -310,7 +344,15 @@ def verify_rewrite(original_region: str, update: str, rewritten: str) -> Verific
             return _fail(
                 "the rewrite keeps nothing of the region although the sketch marks code as kept"
             )
-        if not any(_contains(run, chain) for run in runs):
+        if any(_shows(run, chain, not before, not after) for run in runs):
+            continue
+        # A blank line beside the removed lines, shown in the update as the deletion's context.
+        near = [new.text[j1 - 1].strip()] if j1 > 0 else []
+        far = [new.text[j2].strip()] if j2 < len(new.text) else []
+        blank = [t.strip() for t in new.text[j1:j2]]
+        if "" not in near + far or not any(
+            _shows(run, near + blank + far, not near, not far, raw=True) for run in runs
+        ):
             return _fail(
                 f"the rewrite drops {len(removed) - len(added)} line(s) of the region "
                 f"({removed[0][:60]!r}…) that the sketch does not show removed"

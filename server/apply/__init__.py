@@ -26,7 +26,9 @@ apply model. The API:
 A sketch elides unchanged code with markers such as `# ... existing code ...`,
 `// ...`, `/* unchanged */`, `<!-- rest of the file -->`, `-- ...` or a bare `...`
 (see `sketch.py`); one without markers replaces the definitions whose headers it
-contains (the rest of the file stays), or the selection when one is given.
+contains (the rest of the file stays), or the selection when one is given. Unchanged lines
+may come abbreviated (`def f(self, a, ...):`, `"..."`, a trailing comment dropped; see
+`abbrev.py`): they anchor, and the original line stays.
 """
 
 from __future__ import annotations

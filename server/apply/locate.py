@@ -39,6 +39,7 @@ import re
 
 import attrs
 
+from .abbrev import abbreviation, matches
 from .sketch import Sketch, elision_comment
 from .syntax import Definition, header_name
 from .text import Reindent, indent_style, indent_width
@@ -247,13 +248,28 @@ class _Locator:
         self.bounds = bounds
         self.okeys = [line.strip() for line in original]
         self.skeys = [line.text.strip() for line in sketch.lines]
+        # Names the sketch's code uses (a comment that still mentions a renamed name is prose).
         self.snames = {
-            name for line in sketch.lines if not line.marker for name in _IDENT.findall(line.text)
+            name
+            for line, key in zip(sketch.lines, self.skeys, strict=True)
+            if not line.marker and not key.startswith(("#", "//", "/*", "*"))
+            for name in _IDENT.findall(line.text)
         }
         self.occ: dict[str, list[int]] = {}
         for j, key in enumerate(self.okeys):
             if bounds[0] <= j < bounds[1]:
                 self.occ.setdefault(key, []).append(j)
+        # Abbreviated lines (`def f(self, a, ...):`, a dropped trailing comment): the original
+        # lines each one may stand for.
+        self.abbrev: dict[int, re.Pattern[str]] = {}
+        self.abbrev_occ: dict[int, list[int]] = {}
+        for i, key in enumerate(self.skeys):
+            if sketch.lines[i].marker:
+                continue
+            pattern = abbreviation(key)
+            found = [j for j in range(*bounds) if matches(pattern, self.okeys[j])]
+            if pattern is not None and found:
+                self.abbrev[i], self.abbrev_occ[i] = pattern, found
         self.defs = defs
         self.def_at: dict[int, Definition] = {}
         for d in defs:
@@ -271,7 +287,7 @@ class _Locator:
         for i, key in enumerate(self.skeys):
             if self.sketch.lines[i].marker or _trivial(key):
                 continue
-            found = self.occ.get(key, [])
+            found = self._found(i)
             if len(found) == 1:
                 pairs.append((self.orig[found[0]], self.sketch.lines[i].text))
             name = header_name(self.sketch.lines[i].text, self.language)
@@ -283,11 +299,18 @@ class _Locator:
     def _width_o(self, j: int) -> int:
         return indent_width(self.orig[j], self.ostyle.unit)
 
+    def _found(self, i: int) -> list[int]:
+        """The original lines (within bounds) sketch line i is, or may abbreviate."""
+        same = self.occ.get(self.skeys[i], [])
+        if i not in self.abbrev:
+            return same
+        return sorted({*same, *self.abbrev_occ[i]})
+
     def same(self, i: int, j: int) -> bool:
         """Sketch line i is original line j (trivial lines must also sit at the same depth)."""
         key = self.skeys[i]
         if key != self.okeys[j]:
-            return False
+            return matches(self.abbrev.get(i), self.okeys[j])
         if key and _trivial(key):
             return self.reindent.width(self.sketch.lines[i].text) == self._width_o(j)
         return True
@@ -335,7 +358,7 @@ class _Locator:
             key = self.skeys[i]
             if _trivial(key):
                 continue
-            found = self.occ.get(key, [])
+            found = self._found(i)
             a, b = bisect.bisect_left(found, lo), bisect.bisect_left(found, hi)
             if 0 < b - a <= _MAX_OCCURRENCES:
                 width = self.reindent.width(self.sketch.lines[i].text)
@@ -450,7 +473,7 @@ class _Locator:
                 continue
             matcher = difflib.SequenceMatcher(
                 None,
-                [self._gap_key_s(i) for i in s_gap],
+                [self._gap_key_s(i, o_gap) for i in s_gap],
                 [self._gap_key_o(j) for j in o_gap],
                 autojunk=False,
             )
@@ -599,7 +622,11 @@ class _Locator:
         )
         return count if similar else 0
 
-    def _gap_key_s(self, i: int) -> str:
+    def _gap_key_s(self, i: int, o_gap: list[int]) -> str:
+        if i in self.abbrev:  # an abbreviation aligns with the one line of the gap it fits
+            fits = [j for j in o_gap if self.same(i, j)]
+            if len(fits) == 1:
+                return self._gap_key_o(fits[0])
         key = self.skeys[i]
         return (
             f"{self.reindent.width(self.sketch.lines[i].text)}|{key}"

@@ -89,8 +89,8 @@ def merge(lines: Lines, sketch: Sketch, placement: Placement) -> Merged:
                 original_width = indent_width(lines.text[j], unit)
                 if width == original_width or original_width < reindent.shift:
                     emit(lines.text[j], lines.eols[j], j)
-                else:  # the sketch moved this line in or out
-                    emit(reindent.draw(width) + text.lstrip(" \t"), lines.eols[j], None)
+                else:  # the sketch moved this line in or out (its own whitespace kept)
+                    emit(reindent.draw(width) + lines.text[j].lstrip(" \t"), lines.eols[j], None)
             else:
                 for k in range(pair.s0, pair.s1):
                     new(k)

@@ -3,7 +3,7 @@
 A marker is a line that stands for unchanged original code: a comment in any
 common syntax (`#`, `//`, `/* */`, `<!-- -->`, `--`, `;`, `%`) whose words say
 so ("... existing code ...", "rest of the file unchanged", "remaining methods"),
-or a bare `...`. A comment without an ellipsis counts only when its wording is
+or a bare `...`, or a docstring written `\"\"\"...\"\"\"`. A comment without an ellipsis counts only when its wording is
 unmistakable and it is not a line of the original file (a real comment such as
 `# the rest of the header` is kept as code). A bare `...` is always a marker,
 even in Python where it is also a statement: sketches use it far more often.
@@ -27,6 +27,8 @@ _COMMENT = re.compile(
 _TRAILING = re.compile(r"\S\s+(?P<comment>(?:#|//|/\*|<!--|--)\s*\S.*)$")
 _DOTS = re.compile(r"\.\s?\.\s?\.|…")
 _BARE = re.compile(r"^\s*(?:\.\s?\.\s?\.|…)\s*[,;]?\s*$")
+# A docstring written `"""..."""`: the whole docstring, unchanged.
+_DOCSTRING_STUB = re.compile(r"^\s*[rRuU]?(\"\"\"|''')\s*(?:\.\.\.|…)\s*\1\s*$")
 _FENCE = re.compile(r"^\s*```[\w+#.-]*\s*$")
 # With an ellipsis, any of these words makes the comment a marker.
 _LOOSE_WORDS = (
@@ -74,7 +76,7 @@ def _words(body: str) -> str:
 
 def is_marker(line: str, original_lines: frozenset[str] = frozenset()) -> bool:
     """Whether `line` elides original code. `original_lines`: the original's stripped lines."""
-    if _BARE.match(line):
+    if _BARE.match(line) or _DOCSTRING_STUB.match(line):
         return True
     match = _COMMENT.match(line)
     if match is None:

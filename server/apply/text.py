@@ -112,7 +112,8 @@ class Reindent:
         return " " * width
 
     def line(self, line: str) -> str:
-        body = line.lstrip(" \t")
+        """A new sketch line in the original's indentation; trailing whitespace is drift."""
+        body = line.strip(" \t")
         return self.draw(self.width(line)) + body if body else ""
 
     @classmethod

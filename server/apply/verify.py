@@ -19,11 +19,13 @@ Checks, in order (the first failure is the reason):
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable
 
 import attrs
 
+from .abbrev import abbreviation, elides, matches
 from .locate import renamed
 from .merge import Region
 from .sketch import parse_sketch
@@ -121,12 +123,23 @@ def _sketch_in_order(new: Lines, sketch: str, original: str) -> str | None:
     stripped = [line.strip() for line in new.text]
     at = 0
     for k, text in wanted:
-        while at < len(stripped) and stripped[at] != text:
+        while at < len(stripped) and not _same_line(text, stripped[at]):
             at += 1
         if at == len(stripped):
             return f"sketch line {k + 1} ({text[:60]!r}) is missing from the result or out of order"
         at += 1
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _pattern(sketch_line: str) -> re.Pattern[str] | None:
+    return abbreviation(sketch_line)
+
+
+def _same_line(sketch_line: str, line: str) -> bool:
+    """Stripped sketch line and stripped result line are the same, or the first abbreviates
+    the second."""
+    return sketch_line == line or matches(_pattern(sketch_line), line)
 
 
 def _from_sketch(old: Lines, new: Lines, sketch: str) -> str | None:
@@ -135,6 +148,18 @@ def _from_sketch(old: Lines, new: Lines, sketch: str) -> str | None:
         if new.text[k].strip() not in lines:
             return (
                 f"result line {k + 1} ({new.text[k].strip()[:60]!r}) is in neither file nor sketch"
+            )
+    return None
+
+
+def _abbreviations(old: Lines, new: Lines) -> str | None:
+    """An abbreviated line (`"..."`, `f(a, ...)`) is an anchor: written as code, it was not
+    placed on the line it stands for."""
+    for k in _added(old, new):
+        if elides(new.text[k].strip()):
+            return (
+                f"result line {k + 1} ({new.text[k].strip()[:60]!r}) abbreviates code with an "
+                "ellipsis, but no original line there fits it"
             )
     return None
 
@@ -256,7 +281,7 @@ def _shows(run: _Run, chain: list[str], at_start: bool, at_end: bool, raw: bool 
     `raw`: the chain counts blank lines (a blank line shown as context for a deletion)."""
     n, lines = len(chain), run.raw if raw else run.lines
     for i in range(len(lines) - n + 1):
-        if list(lines[i : i + n]) != chain:
+        if not all(_same_line(a, b) for a, b in zip(lines[i : i + n], chain, strict=True)):
             continue
         if at_start and (i > 0 or run.marker_before):
             continue
@@ -321,11 +346,19 @@ def verify_rewrite(original_region: str, update: str, rewritten: str) -> Verific
     for tag, _i1, _i2, j1, j2 in opcodes:
         if tag in ("replace", "insert"):
             for k in range(j1, j2):
-                if new.text[k].strip() not in known:
+                text = new.text[k].strip()
+                if text not in known:
                     return _fail(
-                        f"rewritten line {k + 1} ({new.text[k].strip()[:60]!r}) is in neither "
+                        f"rewritten line {k + 1} ({text[:60]!r}) is in neither "
                         "the region nor the sketch"
                     )
+                if "..." in text or "…" in text:
+                    stands_for = next((t for t in old.text if _same_line(text, t.strip())), None)
+                    if stands_for is not None and stands_for.strip() != text:
+                        return _fail(
+                            f"rewritten line {k + 1} ({text[:60]!r}) copies the sketch's "
+                            f"abbreviation of {stands_for.strip()[:60]!r}"
+                        )
     parsed = parse_sketch(update, original_region)
     if not parsed.has_markers:
         return Verification(ok=True)
@@ -379,6 +412,7 @@ def verify(
             else _from_sketch(old, new, sketch)
         ),
         lambda: _sketch_in_order(new, sketch, original),
+        lambda: _abbreviations(old, new),
         lambda: _indentation(old, new),
         lambda: _renames_beside(old, new, result, sketch, original, language),
         lambda: _syntax(original, result, old, new, language),

@@ -1,0 +1,248 @@
+"""Search quality on real history: the project's index against plain BM25 over the same chunks.
+
+For each case of `search_cases.json` (a commit's message as the query, the tree
+at its parent as the workspace; see `search_cases.py`) the tree is indexed with
+the real `Index` (tree-sitter chunks, all-MiniLM-L6-v2 vectors, LanceDB) and
+searched with limit 10 in each mode: full text only, vector only and hybrid (as
+shipped). Beside them, in the same run, a plain Okapi BM25 (k1 1.5, b 0.75,
+lower-cased `\\w+` words) ranks the same chunk rows. A hit finds a gold file
+when its path is one, and a gold symbol when its lines overlap the symbol's in
+the parent. Recall@k per case is the share of the case's gold found in the
+first k hits, averaged over the cases.
+
+Bars (issue 16), on the held-aside split only: hybrid files R@5 >= 1.1x BM25's
+and symbols R@5 >= 1.3x BM25's. Tune on `--split dev`; `--split heldout` once.
+
+Trees are exported once into `--cache` (default `~/.cache/lowentropy/bench-search`),
+where one LanceDB database also keeps the embedding cache between runs, so a
+rerun embeds nothing it has seen; each run rewrites the chunk rows, so a change
+to chunking or full-text words is always measured. First run: ~15 min on 2 cores
+(embedding); later runs ~2-3 min per split.
+
+Usage: python bench/search_quality.py [--split dev|heldout|all] [--per-case] [--show N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from search_cases import DEFAULT_MIRRORS, Case, load, materialise  # noqa: E402
+
+from lowentropy.models.embeddings import SentenceTransformerEmbedder  # noqa: E402
+from lowentropy.retrieval import Index, IndexConfig  # noqa: E402
+
+SYSTEMS = ("bm25", "fulltext", "vector", "hybrid")
+LIMIT = 10
+FILES_BAR = 1.1
+SYMBOLS_BAR = 1.3
+DEFAULT_CACHE = Path.home() / ".cache" / "lowentropy" / "bench-search"
+_WORD = re.compile(r"\w+")
+
+
+@attrs.frozen
+class Hit:
+    path: str
+    start_line: int
+    end_line: int  # inclusive
+
+
+# ---------------------------------------------------------------- BM25 peer
+
+
+def plain_words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+class BM25:
+    """Okapi BM25 over chunk rows, with Lucene's non-negative idf."""
+
+    def __init__(self, rows: Sequence[tuple[Hit, str]], k1: float = 1.5, b: float = 0.75) -> None:
+        self.hits = [hit for hit, _ in rows]
+        self.docs = [Counter(plain_words(text)) for _, text in rows]
+        self.lengths = [sum(d.values()) for d in self.docs]
+        self.avg = sum(self.lengths) / max(1, len(self.lengths))
+        df: Counter[str] = Counter()
+        for d in self.docs:
+            df.update(d.keys())
+        n = len(self.docs)
+        self.idf = {w: math.log((n - f + 0.5) / (f + 0.5) + 1.0) for w, f in df.items()}
+        self.k1, self.b = k1, b
+
+    def search(self, query: str, limit: int) -> list[Hit]:
+        terms = [w for w in set(plain_words(query)) if w in self.idf]
+        scores: list[tuple[float, int]] = []
+        for i, (doc, length) in enumerate(zip(self.docs, self.lengths, strict=True)):
+            norm = self.k1 * (1 - self.b + self.b * length / self.avg)
+            s = sum(
+                self.idf[w] * doc[w] * (self.k1 + 1) / (doc[w] + norm) for w in terms if w in doc
+            )
+            if s > 0:
+                scores.append((s, i))
+        scores.sort(key=lambda p: (-p[0], p[1]))
+        return [self.hits[i] for _, i in scores[:limit]]
+
+
+def store_rows(index: Index) -> list[tuple[Hit, str]]:
+    table = index.store.table.search().select(["path", "start_line", "end_line", "text"])
+    rows: list[dict[str, Any]] = table.limit(None).to_list()
+    rows.sort(key=lambda r: (r["path"], r["start_line"]))  # ties break the same every run
+    return [(Hit(r["path"], r["start_line"], r["end_line"]), r["text"]) for r in rows]
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def found(case: Case, hits: Sequence[Hit], k: int) -> tuple[float, float]:
+    """(share of gold files, share of gold symbols) among the first k hits."""
+    head = hits[:k]
+    paths = {h.path for h in head}
+    files = sum(1 for f in case.files if f in paths) / len(case.files)
+    symbols = sum(
+        1
+        for s in case.symbols
+        if any(
+            h.path == s.path and h.start_line <= s.end_line and h.end_line >= s.start_line
+            for h in head
+        )
+    ) / len(case.symbols)
+    return files, symbols
+
+
+def first_rank(case: Case, hits: Sequence[Hit]) -> str:
+    """Rank of the first hit in a gold file, '-' when none in the list."""
+    for i, h in enumerate(hits, start=1):
+        if h.path in case.files:
+            return str(i)
+    return "-"
+
+
+@attrs.define
+class Tally:
+    files5: list[float] = attrs.Factory(list)
+    symbols5: list[float] = attrs.Factory(list)
+    files10: list[float] = attrs.Factory(list)
+    symbols10: list[float] = attrs.Factory(list)
+
+    def add(self, case: Case, hits: Sequence[Hit]) -> tuple[float, float]:
+        f5, s5 = found(case, hits, 5)
+        f10, s10 = found(case, hits, 10)
+        self.files5.append(f5)
+        self.symbols5.append(s5)
+        self.files10.append(f10)
+        self.symbols10.append(s10)
+        return f5, s5
+
+    @staticmethod
+    def mean(values: Sequence[float]) -> float:
+        return sum(values) / max(1, len(values))
+
+
+# ---------------------------------------------------------------- run
+
+
+async def run_case(
+    case: Case, root: Path, embedder: SentenceTransformerEmbedder, db_uri: str, state: Path
+) -> dict[str, list[Hit]]:
+    table = f"chunks_{case.parent[:12]}"
+    index = Index(root, embedder, IndexConfig(db_uri=db_uri, cache_dir=str(state), table=table))
+    try:
+        await index.sync()
+        await index.fill_vectors()
+        out = {"bm25": BM25(store_rows(index)).search(case.query, LIMIT)}
+        for mode in ("fulltext", "vector", "hybrid"):
+            hits = await index.search(case.query, LIMIT, mode)  # type: ignore[arg-type]
+            out[mode] = [Hit(h.rel_path, h.span.start_line, h.span.end_line) for h in hits]
+        await asyncio.to_thread(index.store.drop)  # rows are rewritten every run anyway
+        return out
+    finally:
+        await index.aclose()
+
+
+def report(tallies: dict[str, Tally], split: str, n: int) -> bool:
+    print(f"\n{split}: {n} cases, limit {LIMIT}")
+    print(f"  {'system':9s} files R@5  symbols R@5  files R@10  symbols R@10")
+    for name in SYSTEMS:
+        t = tallies[name]
+        print(
+            f"  {name:9s} {t.mean(t.files5):9.3f}  {t.mean(t.symbols5):11.3f}  "
+            f"{t.mean(t.files10):10.3f}  {t.mean(t.symbols10):12.3f}"
+        )
+    ok = True
+    bm25, ours = tallies["bm25"], tallies["hybrid"]
+    for label, mine, peer, bar in (
+        ("files R@5", ours.mean(ours.files5), bm25.mean(bm25.files5), FILES_BAR),
+        ("symbols R@5", ours.mean(ours.symbols5), bm25.mean(bm25.symbols5), SYMBOLS_BAR),
+    ):
+        ratio = mine / peer if peer else math.inf
+        passed = ratio >= bar
+        ok &= passed
+        verdict = ("PASS" if passed else "FAIL") if split == "heldout" else "(dev)"
+        print(f"{verdict}  hybrid {label} {mine:.3f} = {ratio:.2f}x BM25's {peer:.3f} (bar {bar}x)")
+    return ok or split != "heldout"
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--mirrors", type=Path, default=DEFAULT_MIRRORS)
+    parser.add_argument("--per-case", action="store_true", help="a line per case and system")
+    parser.add_argument("--show", type=int, default=0, help="print the first N hits per system")
+    parser.add_argument("--repo", default="", help="only cases of repositories containing this")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    cases = [
+        c for c in load(split=None if args.split == "all" else args.split) if args.repo in c.repo
+    ]
+    embedder = SentenceTransformerEmbedder()
+    await embedder.embed(["warm up"])
+    onnx = await asyncio.to_thread(embedder.wait_for_onnx)
+    print(f"query embeddings: {'ONNX Runtime' if onnx else 'torch'}; {len(cases)} cases")
+    db_uri = str(args.cache / "lancedb")
+    tallies = {name: Tally() for name in SYSTEMS}
+    with tempfile.TemporaryDirectory(prefix="lowentropy-bench-search-") as tmp:
+        for case in cases:
+            root = await asyncio.to_thread(materialise, case, args.cache / "trees", args.mirrors)
+            results = await run_case(case, root, embedder, db_uri, Path(tmp))
+            cells = []
+            for name in SYSTEMS:
+                f5, s5 = tallies[name].add(case, results[name])
+                cells.append(f"{name} {f5:.2f}/{s5:.2f}@{first_rank(case, results[name])}")
+            if args.per_case:
+                subject = case.query.splitlines()[0][:60]
+                print(
+                    f"{case.repo.split('/')[1][:10]:10s} {case.commit[:8]} {'  '.join(cells)}  {subject}"
+                )
+            if args.show:
+                print(f"  gold: {', '.join(case.files)}; {', '.join(s.name for s in case.symbols)}")
+                for name in SYSTEMS:
+                    shown = ", ".join(
+                        f"{h.path.rsplit('/', 1)[-1]}:{h.start_line + 1}"
+                        for h in results[name][: args.show]
+                    )
+                    print(f"    {name:8s} {shown}")
+    ok = report(tallies, args.split, len(cases))
+    print(
+        f"[search quality: {time.perf_counter() - started:.0f} s, "
+        f"{embedder.stats.texts} texts embedded]"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

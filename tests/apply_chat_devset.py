@@ -5,7 +5,7 @@ markdown (prose, one or several fenced blocks, a path after the language), re-in
 elision markers (to column 0, to the header's depth, deeper than the body), elide the tail
 of a function with a marker at the header's depth, abbreviate unchanged lines
 (`def f(self, a, ...):`, `\"\"\"...\"\"\"`, `"..."`, a trailing comment dropped) and drift in
-whitespace (trailing spaces, blank lines next to markers dropped or doubled). Each case
+whitespace (trailing spaces, blank lines next to markers dropped, blank lines collapsed). Each case
 here is a real function of the standard library, edited by one of `apply_devset`'s
 operators, rendered in one of those forms; the expected result is the edited file.
 
@@ -245,22 +245,22 @@ def _abbreviate_docstring(e: _Edited, entries: list[Entry]) -> list[Entry] | Non
 
 
 # -- whitespace drift -----------------------------------------------------------------------
-def _drift(entries: list[Entry], form: str, rng: random.Random) -> list[Entry] | None:
+def _drift(e: _Edited, entries: list[Entry], form: str, rng: random.Random) -> list[Entry] | None:
     if form == "trailing":
         return [(t + rng.choice([" ", "  ", "\t", ""]) if t.strip() else t, k) for t, k in entries]
-    # blank lines next to markers: dropped, or a lone one added
+    # blank lines next to markers dropped, runs of blank lines collapsed to one
     out: list[Entry] = []
     touched = False
     for p, (text, k) in enumerate(entries):
         near = (p > 0 and entries[p - 1][1] is None) or (
             p + 1 < len(entries) and entries[p + 1][1] is None
         )
-        if near and not text.strip():
+        doubled = not text.strip() and bool(out) and not out[-1][0].strip()
+        # a blank line right beside the change is its context (it shows a deletion): kept
+        context = k is not None and e.stretch[0] - 1 <= k <= e.stretch[1]
+        if not text.strip() and (near or doubled) and not context:
             touched = True
             continue
-        if k is None and p > 0 and entries[p - 1][0].strip():
-            out.append(("", None))
-            touched = True
         out.append((text, k))
     return out if touched else None
 
@@ -310,7 +310,7 @@ def _render(e: _Edited, form: str, rng: random.Random) -> str | None:
             shown = _whole(e)
         abbreviated = _abbreviate(e, shown, variant)
         return None if abbreviated is None else _text(abbreviated)
-    drifted = _drift(base, variant, rng)
+    drifted = _drift(e, base, variant, rng)
     return None if drifted is None else _text(drifted)
 
 

@@ -59,15 +59,20 @@ async def model_only(sample: list[Case], rewrite: ModelRewriter) -> tuple[int, i
     exact = 0
     for case in sample:
         plan = plan_apply(
-            case.original, case.sketch, language=case.language, selection=case.selection
+            case.original,
+            case.sketch,
+            language=case.language,
+            selection=case.selection,
+            path=case.path,
         )
         if not plan.regions:  # nothing to place: right when the case expects a refusal
             exact += case.expected is None
             continue
         rewrites = [(r, await rewrite(r)) for r in plan.regions]
         result = splice(case.original, rewrites)
+        sketch = plan.sketch or case.sketch
         check = verify(
-            case.original, result, case.sketch, language=case.language, regions=list(plan.regions)
+            case.original, result, sketch, language=case.language, regions=list(plan.regions)
         )
         exact += check.ok and result == case.expected
     return exact, len(sample)

@@ -59,7 +59,11 @@ async def _run(cases_: Sequence[Case], model_rewrite: ModelRewrite | None) -> di
     for case in cases_:
         start = time.perf_counter()
         plan = plan_apply(
-            case.original, case.sketch, language=case.language, selection=case.selection
+            case.original,
+            case.sketch,
+            language=case.language,
+            selection=case.selection,
+            path=case.path,
         )
         seconds.append(time.perf_counter() - start)
         if plan.result is not None:
@@ -79,9 +83,8 @@ async def _run(cases_: Sequence[Case], model_rewrite: ModelRewrite | None) -> di
         model += 1
         rewrites = [(r, await _rewrite(model_rewrite, r)) for r in plan.regions]
         result = splice(case.original, rewrites)
-        ok = verify(
-            case.original, result, case.sketch, language=case.language, regions=plan.regions
-        ).ok
+        sketch = plan.sketch or case.sketch
+        ok = verify(case.original, result, sketch, language=case.language, regions=plan.regions).ok
         if ok and result == case.expected:
             model_exact += 1
         else:

@@ -131,14 +131,29 @@ async def test_a_marker_sketch_becomes_a_minimal_verified_edit(applier: Any) -> 
     assert result.diff.startswith("--- a/textwrap_copy.py")
 
 
-async def test_a_sketch_that_matches_nowhere_is_refused_with_a_reason(applier: Any) -> None:
+@pytest.mark.parametrize(
+    ("sketch", "said"),
+    [
+        (
+            "def completely_unrelated(x):\n    # ... existing code ...\n    return x * 42\n",
+            # which lines did not fit, for a chat panel to ask the model again
+            ["matches nowhere", "sketch lines 1 ('def completely_unrelated(x):'), 3 ("],
+        ),
+        (
+            "Change `shlex.py`:\n\n```python shlex.py\ndef split(s):\n    return s.split()\n```\n",
+            ["no code block for this file", "shlex.py"],
+        ),
+    ],
+)
+async def test_a_sketch_that_fits_nowhere_is_refused_with_a_reason(
+    applier: Any, sketch: str, said: list[str]
+) -> None:
     client, docs, _ = applier
     source = STDLIB_FILE.read_text(encoding="utf-8")
     uri = docs.open(source, "textwrap_copy.py")
-    sketch = "def completely_unrelated(x):\n    # ... existing code ...\n    return x * 42\n"
     result = await _apply(client, {"textDocument": {"uri": uri, "version": 1}, "sketch": sketch})
     assert not result.verified
-    assert "matches nowhere" in result.reason
+    assert all(part in result.reason for part in said), result.reason
     assert _edits_of(result.edit, uri) == []
 
 
@@ -396,3 +411,41 @@ async def test_an_ambiguous_sketch_goes_to_the_model_and_streams(applier: Any) -
         assert "return 1000" in new and new.count("def size(self):") == 2
     else:  # the tiny model's rewrite did not hold up: nothing is offered, and it says why
         assert edits == [] and result.reason
+
+
+# -- sketches as chat models write them (data: apply_chat_devset.py, stdlib functions) -----
+def _chat_case(form: str) -> Any:
+    """The first chat-style case of `form` that the deterministic path places: over LSP it
+    must come back verified and exact (no model involved)."""
+    from apply_chat_devset import chat_cases
+
+    from lowentropy.server.apply import plan_apply
+
+    for case in chat_cases("dev"):
+        if case.tags[1] != form:
+            continue
+        plan = plan_apply(case.original, case.sketch, language="python", path=case.path)
+        if plan.result == case.expected:
+            return case
+    raise AssertionError(f"no deterministic case of {form}")
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "md:fence", "md:path", "md:tilde", "md:two-blocks", "md:prose-between",
+        "abbrev:signature", "abbrev:docstring", "abbrev:string", "abbrev:comment",
+        "ws:trailing", "ws:blanks", "depth:0", "depth:header", "depth:deep", "tail:body",
+        "whole",
+    ],
+)  # fmt: skip
+async def test_each_chat_sketch_form_applies_exactly(applier: Any, form: str) -> None:
+    client, docs, _ = applier
+    case = _chat_case(form)
+    uri = docs.open(case.original, case.path)
+    result = await _apply(
+        client, {"textDocument": {"uri": uri, "version": 1}, "sketch": case.sketch}
+    )
+    assert result.verified, getattr(result, "reason", None)
+    assert result.stats.path == "deterministic"
+    assert _apply_edits(case.original, _edits_of(result.edit, uri)) == case.expected

@@ -150,3 +150,19 @@ def test_trailing_whitespace_in_a_sketch_is_not_an_edit() -> None:
     for pad in (" ", "\t", "   "):
         result, expected = _plan_run("        if kwargs.get('stdin') is not None:", pad)
         assert result == expected, repr(pad)
+
+
+def test_a_block_that_fits_nowhere_is_named_by_its_first_lines() -> None:
+    lines = _function(SUBPROCESS, "def run(")
+    sketch = f"{lines[0]}\n    # ... existing code ...\n    frobnicate(popenargs)\n"
+    sketch += "    spin(42)\n    twirl()\n    stop()\n"
+    plan = plan_apply(SUBPROCESS, sketch, language="python")
+    assert plan.result is None and plan.regions  # the model may still place it
+    assert (
+        plan.reason
+        and (
+            "sketch lines 3 ('frobnicate(popenargs)'), 4 ('spin(42)'), 5 ('twirl()') and 1 more "
+            "match no line of the original"
+        )
+        in plan.reason
+    )

@@ -200,8 +200,9 @@ async def compute_apply(
     language = language_for(path)
     selection = _selection(rng, original.count("\n") + 1)
     plan = await asyncio.to_thread(
-        plan_apply, original, sketch, language=language, selection=selection
+        plan_apply, original, sketch, language=language, selection=selection, path=path
     )
+    sketch = plan.sketch or sketch  # a chat answer's code block, once picked
     stats = ApplyStats()
     result = plan.result
     reason = plan.reason
@@ -226,6 +227,9 @@ async def compute_apply(
             )
             if not check.ok:
                 reason = f"the apply model's rewrite failed verification: {check.reason}"
+        if reason is not None and plan.reason:
+            # What did not place (which sketch lines), for a chat panel to ask again with.
+            reason = f"{reason}; placing the sketch: {plan.reason}"
     verified = result is not None and reason is None
     diff: str = ""
     edits: tuple[TextEditSpec, ...] = ()

@@ -76,6 +76,7 @@ _CALL = re.compile(r"^(?:await\s+)?([\w.]+)\s*\(")
 _IMPORT = re.compile(r"^(?:from\s+(\S+)\s+)?import\s+(\S+)")
 _TOKEN = re.compile(r"[A-Za-z_$][\w$]*|\d[\w.]*|\S")
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+_NAME_USE = re.compile(r"(?<![\w.$])[A-Za-z_$][\w$]*")  # a name, not an attribute (`x.name`)
 _KEYWORDS = frozenset(
     {
         "and", "as", "assert", "async", "await", "break", "case", "catch", "class", "const",
@@ -248,12 +249,13 @@ class _Locator:
         self.bounds = bounds
         self.okeys = [line.strip() for line in original]
         self.skeys = [line.text.strip() for line in sketch.lines]
-        # Names the sketch's code uses (a comment that still mentions a renamed name is prose).
+        # Names the sketch's code uses (a comment that still mentions a renamed name is prose,
+        # and `self.name` is an attribute, not the variable).
         self.snames = {
             name
             for line, key in zip(sketch.lines, self.skeys, strict=True)
             if not line.marker and not key.startswith(("#", "//", "/*", "*"))
-            for name in _IDENT.findall(line.text)
+            for name in _NAME_USE.findall(line.text)
         }
         self.occ: dict[str, list[int]] = {}
         for j, key in enumerate(self.okeys):

@@ -1,13 +1,14 @@
 """`plan_apply`: the deterministic result when placement is certain, else the regions for the model.
 
-Steps: parse the sketch → (no markers and a selection: the sketch replaces the
-selection) → place its blocks → settle blank lines at a block's edge (context for a
-deletion when reading them as nothing would leave their definition untouched)
-→ if every block is placed for certain, merge and
-verify (the whole file, then each region as a model's rewrite would be: whatever a
-region loses, its part of the sketch shows removed); the plan then carries the result and the touched regions with their new
-text. Otherwise each block's region, widened to its enclosing definition, goes
-to the apply model with the part of the sketch that belongs to it.
+Steps: a markdown answer → its code block(s) for this file (`markdown.py`; several
+are tried together, then one by one) → parse the sketch → (no markers and a selection:
+the sketch replaces the selection) → place its blocks → settle blank lines at a block's
+edge (context for a deletion when reading them as nothing would leave their definition
+untouched) → if every block is placed for certain, merge and verify (the whole file,
+then each region as a model's rewrite would be: whatever a region loses, its part of the
+sketch shows removed); the plan then carries the result and the touched regions with
+their new text. Otherwise each block's region, widened to its enclosing definition,
+goes to the apply model with the part of the sketch that belongs to it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import attrs
 
 from .locate import Placement, place
+from .markdown import CodeBlock, blocks_for, parse_answer
 from .merge import Merged, Region, merge, region_text, splice
 from .sketch import Sketch, parse_sketch
 from .syntax import Definition, definitions
@@ -31,11 +33,13 @@ MAX_MODEL_REGION_LINES = 400
 class ApplyPlan:
     """`result`: the new text when the deterministic path placed everything (None otherwise);
     `regions`: the touched regions (with `merged` text on the deterministic path, for the
-    model to rewrite otherwise); `reason`: why the model is needed or nothing can be done."""
+    model to rewrite otherwise); `reason`: why the model is needed or nothing can be done;
+    `sketch`: the code block placed when the sketch was a chat answer (verify against it)."""
 
     result: str | None
     regions: tuple[Region, ...]
     reason: str | None = None
+    sketch: str | None = None  # the code placed, when the sketch was a markdown answer
 
     @property
     def deterministic(self) -> bool:
@@ -231,6 +235,15 @@ def _regions_keep_elisions(regions: tuple[Region, ...]) -> Verification:
     return Verification(ok=True)
 
 
+def _named(sketch: Sketch, indices: range | tuple[int, ...], most: int = 3) -> str:
+    """The first few code lines among `indices`, by number and text, for a reason a chat panel
+    can hand back to the model: "sketch lines 4 ('x = 1'), 5 ('return x') and 2 more"."""
+    code = [i for i in indices if sketch.lines[i].text.strip() and not sketch.lines[i].marker]
+    shown = ", ".join(f"{i + 1} ({sketch.lines[i].text.strip()[:50]!r})" for i in code[:most])
+    more = f" and {len(code) - most} more" if len(code) > most else ""
+    return f"sketch line{'s' if len(code) > 1 else ''} {shown}{more}"
+
+
 def _region_new_text(result: str, lines: Lines, start: int, end: int) -> str:
     new = split_lines(result)
     tail = len(lines.text) - end
@@ -243,13 +256,71 @@ def plan_apply(
     *,
     language: str | None,
     selection: tuple[int, int] | None = None,
+    path: str | None = None,
 ) -> ApplyPlan:
-    """Plan applying `sketch` to `original`.
+    """Plan applying `sketch` (or a markdown answer holding it) to `original`.
 
     `language`: a `retrieval.languages` id ("python", "typescript", ...) or None/"text";
     `selection`: original lines [start, end), 0-based, end exclusive. A sketch without markers
-    replaces the selection; with markers it is placed within it.
+    replaces the selection; with markers it is placed within it. `path`: the document's,
+    to pick an answer's block by the path its info string or prose names.
     """
+    known = frozenset(line.strip() for line in original.split("\n"))
+    blocks = parse_answer(sketch, known)
+    if blocks is None:
+        return _plan_sketch(original, sketch, language, selection)
+    mine = blocks_for(blocks, path, language)
+    if not mine:
+        named = sorted({b.path or b.language or "?" for b in blocks if b.code.strip()})
+        return ApplyPlan(
+            result=None,
+            regions=(),
+            reason="the answer has no code block for this file"
+            + (f" (its blocks are for: {', '.join(named)})" if named else ""),
+        )
+    return _plan_blocks(original, mine, language, selection, known)
+
+
+def _plan_blocks(
+    original: str,
+    blocks: list[CodeBlock],
+    language: str | None,
+    selection: tuple[int, int] | None,
+    known: frozenset[str],
+) -> ApplyPlan:
+    """Every block that places for certain, together in file order (one change in several
+    snippets), when they still place together; else the first block that places; else the
+    plan of the block most of whose lines the file has."""
+    plans = [
+        attrs.evolve(_plan_sketch(original, b.code, language, selection), sketch=b.code)
+        for b in blocks
+    ]
+    placed = sorted(
+        (p for p in plans if p.deterministic and p.regions), key=lambda p: p.regions[0].start_line
+    )
+    if len(placed) > 1:
+        code = _join([p.sketch or "" for p in placed])
+        together = attrs.evolve(_plan_sketch(original, code, language, selection), sketch=code)
+        if together.deterministic:
+            return together
+    if placed:
+        return next(p for p in plans if p.deterministic)
+
+    def shared(plan: ApplyPlan) -> float:
+        lines = [t.strip() for t in (plan.sketch or "").split("\n") if t.strip()]
+        return sum(t in known for t in lines) / max(1, len(lines))
+
+    return max([p for p in plans if p.regions] or plans, key=shared)
+
+
+def _join(codes: list[str]) -> str:
+    """Snippets of one file, in order, with what lies between them elided."""
+    return "...\n".join(code if code.endswith("\n") else code + "\n" for code in codes)
+
+
+def _plan_sketch(
+    original: str, sketch: str, language: str | None, selection: tuple[int, int] | None
+) -> ApplyPlan:
     lines = split_lines(original)
     parsed = parse_sketch(sketch, original)
     if not any(line.text.strip() and not line.marker for line in parsed.lines):
@@ -261,14 +332,11 @@ def plan_apply(
     placement = place(lines.text, parsed, defs, language=language, bounds=bounds)
     placement = _settle_blank_edges(lines, parsed, placement, defs)
     if all(span is None for span in placement.spans):
-        sample = next(
-            line.text.strip() for line in parsed.lines if line.text.strip() and not line.marker
-        )
         return ApplyPlan(
             result=None,
             regions=(),
-            reason=f"the sketch matches nowhere in the file: no line of it (e.g. {sample[:60]!r}) "
-            "is in the original",
+            reason="the sketch matches nowhere in the file: none of "
+            f"{_named(parsed, range(len(parsed.lines)))} is in the original",
         )
     reason: str | None = None
     if placement.certain:
@@ -290,7 +358,7 @@ def plan_apply(
         reason = "; ".join(
             [*placement.ambiguous, *placement.uncertain]
             + [
-                f"block {k + 1} of the sketch matches no line of the original"
+                f"{_named(parsed, placement.blocks[k].lines)} match no line of the original"
                 for k in placement.unplaced
             ]
         )

@@ -3,10 +3,11 @@
 A marker is a line that stands for unchanged original code: a comment in any
 common syntax (`#`, `//`, `/* */`, `<!-- -->`, `--`, `;`, `%`) whose words say
 so ("... existing code ...", "rest of the file unchanged", "remaining methods"),
-or a bare `...`, or a docstring written `\"\"\"...\"\"\"`. A comment without an ellipsis counts only when its wording is
-unmistakable and it is not a line of the original file (a real comment such as
-`# the rest of the header` is kept as code). A bare `...` is always a marker,
-even in Python where it is also a statement: sketches use it far more often.
+a bare `...`, or a docstring written `\"\"\"...\"\"\"`. A comment without an ellipsis
+counts only when its wording is unmistakable and it is not a line of the original file
+(a real comment such as `# the rest of the header` is kept as code). A bare `...` is
+always a marker, even in Python where it is also a statement: sketches use it far more
+often.
 
 A code line that ends in such a comment (`pass  # unchanged`, `return x  // ... rest`) is
 code, but it may well be a placeholder: `elision_comment` tells, and the caller does not

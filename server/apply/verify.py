@@ -177,7 +177,7 @@ def _indentation(old: Lines, new: Lines) -> str | None:
     return None
 
 
-_NAME = re.compile(r"[A-Za-z_$][\w$]*")
+_NAME = re.compile(r"(?<![\w.$])[A-Za-z_$][\w$]*")  # a name, not an attribute (`x.name`)
 _WINDOW = 60  # lines searched either side of a new line outside any definition
 
 

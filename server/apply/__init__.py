@@ -3,7 +3,9 @@
 No LSP and no model here: `server/apply.py`-level code composes these with the
 apply model. The API:
 
-    plan = plan_apply(original, sketch, *, language, selection=None) -> ApplyPlan
+    plan = plan_apply(original, sketch, *, language, selection=None, path=None) -> ApplyPlan
+        `sketch` may be a whole markdown chat answer: its block for `path` is placed
+        (`markdown.py`), and ApplyPlan.sketch is that code (verify against it)
         ApplyPlan.result     new text when the deterministic path placed the sketch for
                              certain (and the result verified), else None
         ApplyPlan.regions    Region(start_line, end_line, original, update, merged): original

@@ -28,13 +28,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from apply_devset import Case, cases  # noqa: E402
-from apply_exact import BAR, exact_match_rates  # noqa: E402
+from apply_exact import BAR, exact_match_rates, model_verified  # noqa: E402
 from harness import verdict  # noqa: E402
 
 from lowentropy.models.embedded import EmbeddedEngine  # noqa: E402
 from lowentropy.models.packaged import default_model_path  # noqa: E402
 from lowentropy.prompts.apply import apply_chat_request, parse_updated_code  # noqa: E402
-from lowentropy.server.apply import Region, plan_apply, splice, verify  # noqa: E402
+from lowentropy.server.apply import Region, plan_apply, splice  # noqa: E402
 
 
 class ModelRewriter:
@@ -54,9 +54,10 @@ class ModelRewriter:
         return parse_updated_code("".join(pieces), region.original)
 
 
-async def model_only(sample: list[Case], rewrite: ModelRewriter) -> tuple[int, int]:
-    """Exact results when the model rewrites every region the sketch touches."""
-    exact = 0
+async def model_only(sample: list[Case], rewrite: ModelRewriter) -> tuple[int, int, int]:
+    """Exact and wrong (verified, yet not the expected file) results when the model rewrites
+    every region the sketch touches, and the sample's size."""
+    exact = wrong = 0
     for case in sample:
         plan = plan_apply(
             case.original,
@@ -70,12 +71,12 @@ async def model_only(sample: list[Case], rewrite: ModelRewriter) -> tuple[int, i
             continue
         rewrites = [(r, await rewrite(r)) for r in plan.regions]
         result = splice(case.original, rewrites)
-        sketch = plan.sketch or case.sketch
-        check = verify(
-            case.original, result, sketch, language=case.language, regions=list(plan.regions)
-        )
-        exact += check.ok and result == case.expected
-    return exact, len(sample)
+        ok = model_verified(case, plan, rewrites, result)
+        exact += ok and result == case.expected
+        if ok and result != case.expected:
+            wrong += 1
+            print(f"   wrong (model alone): {case.name}")
+    return exact, wrong, len(sample)
 
 
 def section_exact(model_cases: int) -> bool:
@@ -91,25 +92,31 @@ def section_exact(model_cases: int) -> bool:
         f"{figures['deferred']} deferred"
     )
     print(
-        f"model on the deferred: {figures['model_exact']}/{figures['model_tried']} exact "
+        f"model on the deferred: {figures['model_exact']}/{figures['model_tried']} exact, "
+        f"{figures['model_wrong']} wrong "
         f"({rewrite.calls} region rewrites, {rewrite.seconds:.1f} s)"
     )
     for miss in figures["misses"]:
         print("  ", miss)
     sample = random.Random(7).sample(all_cases, min(model_cases, len(all_cases)))
     only = ModelRewriter(engine)
-    exact, n = asyncio.run(model_only(sample, only))
+    exact, wrong, n = asyncio.run(model_only(sample, only))
     print(
         f"model path alone (every touched region rewritten by {engine.name}): {exact}/{n} exact "
-        f"({exact / max(n, 1):.1%}) on a seeded sample; {only.calls} rewrites, "
+        f"({exact / max(n, 1):.1%}), {wrong} wrong, on a seeded sample; {only.calls} rewrites, "
         f"{only.seconds / max(only.calls, 1):.1f} s each"
     )
     asyncio.run(engine.aclose())
-    return verdict(
-        "apply exact match, combined",
-        figures["combined_rate"] >= BAR,
-        f"{figures['combined_rate']:.1%} (bar {BAR:.0%}); deterministic alone "
-        f"{figures['deterministic_rate']:.1%}, model alone {exact / max(n, 1):.1%}",
+    wrongs = figures["deterministic_wrong"] + figures["model_wrong"] + wrong
+    ok = verdict("apply: no wrong edit (verified, not the expected file)", wrongs == 0, str(wrongs))
+    return (
+        verdict(
+            "apply exact match, combined",
+            figures["combined_rate"] >= BAR,
+            f"{figures['combined_rate']:.1%} (bar {BAR:.0%}); deterministic alone "
+            f"{figures['deterministic_rate']:.1%}, model alone {exact / max(n, 1):.1%}",
+        )
+        and ok
     )
 
 

@@ -34,7 +34,14 @@ from apply_chat_devset import chat_cases  # noqa: E402
 from apply_devset import Case, cases  # noqa: E402
 from harness import verdict  # noqa: E402
 
-from lowentropy.server.apply import Region, plan_apply, splice, verify  # noqa: E402
+from lowentropy.server.apply import (  # noqa: E402
+    ApplyPlan,
+    Region,
+    plan_apply,
+    splice,
+    verify,
+    verify_rewrite,
+)
 
 ModelRewrite = Callable[[Region], "str | Awaitable[str]"]
 BAR = 0.98
@@ -45,6 +52,16 @@ SETS: dict[str, Callable[[], list[Case]]] = {
 }
 
 
+def model_verified(
+    case: Case, plan: ApplyPlan, rewrites: list[tuple[Region, str]], result: str
+) -> bool:
+    """The server's checks of a model's result: each region's rewrite, then the whole file."""
+    if not all(verify_rewrite(r.original, r.update, text).ok for r, text in rewrites):
+        return False
+    sketch = plan.sketch or case.sketch
+    return verify(case.original, result, sketch, language=case.language, regions=plan.regions).ok
+
+
 async def _rewrite(model_rewrite: ModelRewrite, region: Region) -> str:
     out = model_rewrite(region)
     if inspect.isawaitable(out):
@@ -53,7 +70,7 @@ async def _rewrite(model_rewrite: ModelRewrite, region: Region) -> str:
 
 
 async def _run(cases_: Sequence[Case], model_rewrite: ModelRewrite | None) -> dict[str, Any]:
-    det = model = deferred = model_exact = wrong_det = 0
+    det = model = deferred = model_exact = wrong_det = wrong_model = 0
     misses: list[str] = []
     seconds: list[float] = []
     for case in cases_:
@@ -83,17 +100,18 @@ async def _run(cases_: Sequence[Case], model_rewrite: ModelRewrite | None) -> di
         model += 1
         rewrites = [(r, await _rewrite(model_rewrite, r)) for r in plan.regions]
         result = splice(case.original, rewrites)
-        sketch = plan.sketch or case.sketch
-        ok = verify(case.original, result, sketch, language=case.language, regions=plan.regions).ok
+        ok = model_verified(case, plan, rewrites, result)
         if ok and result == case.expected:
             model_exact += 1
         else:
+            wrong_model += ok
             misses.append(f"{case.name}: model result {'differs' if ok else 'did not verify'}")
     total = len(cases_)
     return {
         "cases": total,
         "deterministic_exact": det,
         "deterministic_wrong": wrong_det,
+        "model_wrong": wrong_model,
         "deferred": deferred,
         "model_tried": model,
         "model_exact": model_exact,

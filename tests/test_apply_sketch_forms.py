@@ -166,3 +166,12 @@ def test_a_block_that_fits_nowhere_is_named_by_its_first_lines() -> None:
         )
         in plan.reason
     )
+
+
+def test_a_model_rewrite_that_writes_a_marker_as_code_fails() -> None:
+    region = "def f(x):\n    y = x\n    return y\n"
+    update = "def f(x):\n    # ... existing code ...\n    return y + 1\n"
+    written = "def f(x):\n    # ... existing code ...\n    y = x\n    return y + 1\n"
+    check = verify_rewrite(region, update, written)
+    assert not check.ok and check.reason and "elision markers" in check.reason
+    assert verify_rewrite(region, update, region.replace("return y", "return y + 1")).ok

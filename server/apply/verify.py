@@ -28,7 +28,7 @@ import attrs
 from .abbrev import abbreviation, elides, matches
 from .locate import renamed
 from .merge import Region
-from .sketch import parse_sketch
+from .sketch import is_marker, parse_sketch
 from .syntax import definitions, parse, syntax_errors
 from .text import Lines, indent_style, split_lines
 
@@ -340,7 +340,8 @@ def verify_rewrite(original_region: str, update: str, rewritten: str) -> Verific
     markers is the region's whole new text, so it may remove anything.
     """
     old, new = split_lines(original_region), split_lines(rewritten)
-    known = {t.strip() for t in update.split("\n")} | {t.strip() for t in old.text}
+    region_lines = frozenset(t.strip() for t in old.text)
+    known = {t.strip() for t in update.split("\n")} | region_lines
     matcher = difflib.SequenceMatcher(None, old.text, new.text, autojunk=False)
     opcodes = matcher.get_opcodes()
     for tag, _i1, _i2, j1, j2 in opcodes:
@@ -351,6 +352,11 @@ def verify_rewrite(original_region: str, update: str, rewritten: str) -> Verific
                     return _fail(
                         f"rewritten line {k + 1} ({text[:60]!r}) is in neither "
                         "the region nor the sketch"
+                    )
+                if text not in region_lines and is_marker(new.text[k], region_lines):
+                    return _fail(
+                        f"rewritten line {k + 1} ({text[:60]!r}) is one of the sketch's elision "
+                        "markers, written as code"
                     )
                 if "..." in text or "…" in text:
                     stands_for = next((t for t in old.text if _same_line(text, t.strip())), None)

@@ -44,6 +44,7 @@ from search_cases import DEFAULT_MIRRORS, Case, load, materialise  # noqa: E402
 
 from lowentropy.models.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from lowentropy.retrieval import Index, IndexConfig  # noqa: E402
+from lowentropy.retrieval.ranking import RankingConfig  # noqa: E402
 
 SYSTEMS = ("bm25", "fulltext", "vector", "hybrid")
 LIMIT = 10
@@ -155,10 +156,16 @@ class Tally:
 
 
 async def run_case(
-    case: Case, root: Path, embedder: SentenceTransformerEmbedder, db_uri: str, state: Path
+    case: Case,
+    root: Path,
+    embedder: SentenceTransformerEmbedder,
+    db_uri: str,
+    state: Path,
+    config: IndexConfig,
 ) -> dict[str, list[Hit]]:
     table = f"chunks_{case.parent[:12]}"
-    index = Index(root, embedder, IndexConfig(db_uri=db_uri, cache_dir=str(state), table=table))
+    config = attrs.evolve(config, db_uri=db_uri, cache_dir=str(state), table=table)
+    index = Index(root, embedder, config)
     try:
         await index.sync()
         await index.fill_vectors()
@@ -203,7 +210,17 @@ async def main() -> int:
     parser.add_argument("--per-case", action="store_true", help="a line per case and system")
     parser.add_argument("--show", type=int, default=0, help="print the first N hits per system")
     parser.add_argument("--repo", default="", help="only cases of repositories containing this")
+    parser.add_argument(
+        "--ranking",
+        default="",
+        help="tuning: RankingConfig fields, e.g. test=0.5,docs=0.3,file_share=0.2",
+    )
+    parser.add_argument("--candidates", type=int, default=IndexConfig().candidates)
     args = parser.parse_args()
+    fields = dict(kv.split("=") for kv in args.ranking.split(",") if kv)
+    ranking = RankingConfig(**{k: float(v) for k, v in fields.items()})
+    config = IndexConfig(ranking=ranking, candidates=args.candidates)
+    print(f"{ranking}, candidates {args.candidates}")
 
     started = time.perf_counter()
     cases = [
@@ -218,7 +235,7 @@ async def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lowentropy-bench-search-") as tmp:
         for case in cases:
             root = await asyncio.to_thread(materialise, case, args.cache / "trees", args.mirrors)
-            results = await run_case(case, root, embedder, db_uri, Path(tmp))
+            results = await run_case(case, root, embedder, db_uri, Path(tmp), config)
             cells = []
             for name in SYSTEMS:
                 f5, s5 = tallies[name].add(case, results[name])

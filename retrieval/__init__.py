@@ -12,6 +12,7 @@ from lowentropy.retrieval.embed_cache import EmbeddingCache, cache_key
 from lowentropy.retrieval.indexer import Index
 from lowentropy.retrieval.languages import language_for, tree_sitter_languages
 from lowentropy.retrieval.merkle import FileLeaf, MerkleTree, TreeDiff, diff
+from lowentropy.retrieval.ranking import RankingConfig, path_role, rank_candidates
 from lowentropy.retrieval.search import CrossEncoderReranker, Reranker, reciprocal_rank_fusion
 from lowentropy.retrieval.secrets import (
     contains_secret,
@@ -43,6 +44,7 @@ __all__ = [
     "IndexStatus",
     "MerkleTree",
     "ProgressCallback",
+    "RankingConfig",
     "Reranker",
     "SearchHit",
     "SearchMode",
@@ -62,6 +64,8 @@ __all__ = [
     "find_secrets",
     "is_secret_path",
     "language_for",
+    "path_role",
+    "rank_candidates",
     "read_text",
     "reciprocal_rank_fusion",
     "redact_secrets",

@@ -17,6 +17,7 @@ from pathlib import Path
 import attrs
 
 from lowentropy.retrieval.chunker import ChunkConfig
+from lowentropy.retrieval.ranking import RankingConfig
 from lowentropy.retrieval.walker import WalkConfig
 
 __all__ = ["IndexConfig", "checkout_id", "default_cache_dir", "workspace_id"]
@@ -43,6 +44,7 @@ class IndexConfig:
     # Hits fetched from each of vector and full-text search before fusion: on the stdlib
     # dev set 20 recalls as well as 50 (R@10 0.79 vs 0.77) and saves ~3 ms a query.
     candidates: int = 20
+    ranking: RankingConfig = RankingConfig()  # roles of files and file-level evidence
     vector_index_min_rows: int = 20_000  # build an ANN index from this many vectors on
     optimize_every: int = 50  # embedding batches between index refreshes while filling
 

@@ -175,6 +175,7 @@ class Index:
             rrf_k=self.config.rrf_k,
             candidates=self.config.candidates,
             reranker=self.reranker,
+            ranking=self.config.ranking,
         )
 
     # -- sync ---------------------------------------------------------------

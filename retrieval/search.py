@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from lowentropy.models.types import Embedder
+from lowentropy.retrieval.ranking import RankingConfig, rank_candidates
 from lowentropy.retrieval.store import CANDIDATE_COLUMNS, RESULT_COLUMNS, ChunkStore
 from lowentropy.retrieval.types import SearchHit, SearchMode, Span
 from lowentropy.retrieval.words import fulltext_query
@@ -132,6 +133,7 @@ class Searcher:
         rrf_k: int = 60,
         candidates: int = 20,
         reranker: Reranker | None = None,
+        ranking: RankingConfig | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -139,6 +141,7 @@ class Searcher:
         self.rrf_k = rrf_k
         self.candidates = candidates
         self.reranker = reranker
+        self.ranking = ranking or RankingConfig()
 
     async def _vector(
         self, query: str, limit: int, columns: Sequence[str] = RESULT_COLUMNS, row_ids: bool = False
@@ -166,6 +169,7 @@ class Searcher:
         finally:
             text_rows = await text_task
         fused = reciprocal_rank_fusion([vector_rows, text_rows], self.rrf_k)
+        fused = rank_candidates(query, fused, self.ranking)
         if self.reranker is None:
             fused = fused[:limit]
         rows = await self.store.rows_async(

@@ -27,6 +27,7 @@ from lowentropy.retrieval import (
     Span,
     SyncProgress,
     chunk_file,
+    rank_candidates,
     workspace_id,
 )
 from lowentropy.retrieval.search import reciprocal_rank_fusion
@@ -170,15 +171,16 @@ async def test_paraphrased_docstring_finds_its_function(warm: Index) -> None:
 async def test_hybrid_fetching_only_the_winners_matches_fusing_full_rows(
     warm: Index, embedder: SentenceTransformerEmbedder
 ) -> None:
-    """Candidates come as ids and only the returned rows are fetched: the hits are
-    exactly those of fusing both sides' full rows."""
+    """Candidates come as ids and paths, and only the returned rows are fetched: the
+    hits are exactly those of fusing and ranking both sides' full rows."""
     for query in ("decode a JSON document", "MIMEText charset", "raw_decode"):
         (vector,) = await embedder.embed([query])
         store = warm.store
         n = max(7, warm.config.candidates)  # what the searcher asks each side for
         vector_rows = store.nearest(vector, n)
         text_rows = store.fulltext(fulltext_query(query), n)
-        want = reciprocal_rank_fusion([vector_rows, text_rows])[:7]
+        fused = reciprocal_rank_fusion([vector_rows, text_rows])
+        want = rank_candidates(query, fused, warm.config.ranking)[:7]
         hits = await warm.search(query, 7)
         got = [(h.rel_path, h.span.start_line, h.symbol, h.text, h.score) for h in hits]
         assert got == [

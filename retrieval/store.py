@@ -44,10 +44,10 @@ RESULT_COLUMNS = [
     "id", "path", "start_line", "start_col", "end_line", "end_col",
     "symbol", "kind", "language", "text",
 ]  # fmt: skip
-# What a fused search needs of each candidate (the path for its role and its file's
-# other hits): the rest is fetched for the winners only (at 100k rows, 50 vector
+# What a fused search needs of each candidate (the path for its role, the symbol
+# for names the query writes): the rest is fetched for the winners only (at 100k rows, 50 vector
 # hits with every column cost ~13 ms, with the id ~10).
-CANDIDATE_COLUMNS = ["id", "path"]
+CANDIDATE_COLUMNS = ["id", "path", "symbol"]
 _IN_BATCH = 500  # values per `IN (...)` filter
 # Below this many vectors a flat scan is fast enough (~15 ms at 10k x 384);
 # at 100k it takes ~145 ms against ~7 ms with an IVF-HNSW index.

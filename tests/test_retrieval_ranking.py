@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from lowentropy.models.embeddings import SentenceTransformerEmbedder
 from lowentropy.retrieval import Index, IndexConfig, RankingConfig, path_role, rank_candidates
+from lowentropy.retrieval.ranking import code_names
 
 SOURCE = '''\
 """Signing values with a secret key."""
@@ -54,6 +55,19 @@ CHANGELOG = """\
 - Signer: verify signature with the secret key in constant time.
 - Signer accepts a secret key as bytes or str; get signature returns hex.
 """
+ENCODING = '''\
+import base64
+
+
+def base64_encode(value):
+    """Encode with URL-safe base64 and strip the padding; padding is never sent."""
+    return base64.urlsafe_b64encode(value).rstrip(b"=")
+
+
+def base64_decode(value):
+    value += b"=" * (-len(value) % 4)
+    return base64.urlsafe_b64decode(value)
+'''
 DOCS = """\
 # Signing
 
@@ -74,6 +88,7 @@ async def project(
     root = tmp_path_factory.mktemp("ranking") / "ws"
     for rel, text in {
         "src/project/signer.py": SOURCE,
+        "src/project/encoding.py": ENCODING,
         "tests/test_signer.py": TESTS,
         "CHANGELOG.md": CHANGELOG,
         "docs/signing.md": DOCS,
@@ -126,7 +141,7 @@ def test_roles_scale_fused_scores_unless_the_query_asks_for_them() -> None:
     ranked = rank_candidates("what the changelog says", fused, config)
     assert [r["path"] for r, _ in ranked][0] == "CHANGELOG.md"
     # all roles weighted alike: the fused order, unchanged
-    same = RankingConfig(test=1.0, docs=1.0, config=1.0)
+    same = RankingConfig(test=1.0, docs=1.0, config=1.0, named=1.0)
     assert [r for r, _ in rank_candidates("x", fused, same)] == [r for r, _ in fused]
 
 
@@ -146,7 +161,7 @@ async def test_a_source_question_finds_source_before_tests_and_prose(project: In
         project.embedder,
         IndexConfig(
             cache_dir=project.config.cache_dir,
-            ranking=RankingConfig(test=1.0, docs=1.0, config=1.0),
+            ranking=RankingConfig(test=1.0, docs=1.0, config=1.0, named=1.0),
         ),
     )
     flat_hits = await flat.search(query, 5)
@@ -156,3 +171,37 @@ async def test_a_source_question_finds_source_before_tests_and_prose(project: In
 async def test_a_question_about_tests_finds_the_tests(project: Index) -> None:
     hits = await project.search("tests that verify signature with the secret key", 5)
     assert hits[0].rel_path == "tests/test_signer.py"
+
+
+def test_code_names_in_a_question() -> None:
+    assert code_names("Improve URL.absolute and add it to repr") == {"URL", "absolute"}
+    assert code_names("Correctly unpickle WriteLogger (#811)") == {"WriteLogger"}
+    assert code_names("fix: errors from utils.from_timestamp") == {"utils", "from_timestamp"}
+    assert code_names("Remove Field._creation_index") == {"Field", "_creation_index"}
+    assert code_names("where are Signed values checked? And URLs.") == set()
+
+
+def test_a_named_symbol_is_raised() -> None:
+    fused = [({"path": "a.py", "symbol": "Signer.sign"}, 0.03),
+             ({"path": "a.py", "symbol": "Signer.verify_signature"}, 0.02),
+             ({"path": "b.py", "symbol": "verify"}, 0.025)]  # fmt: skip
+    ranked = rank_candidates("check verify_signature", fused, RankingConfig(named=2.0))
+    assert [(r["symbol"], s) for r, s in ranked] == [
+        ("Signer.verify_signature", pytest.approx(0.04)),
+        ("Signer.sign", pytest.approx(0.03)),
+        ("verify", pytest.approx(0.025)),
+    ]
+
+
+async def test_a_question_naming_a_function_finds_it_first(project: Index) -> None:
+    """encoding.py: base64_encode's docstring talks about padding; the question names
+    base64_decode, which handles it."""
+    query = "restore the padding in base64_decode"
+    hits = await project.search(query, 5)
+    assert hits[0].symbol == "base64_decode"
+    flat = Index(
+        project.root,
+        project.embedder,
+        IndexConfig(cache_dir=project.config.cache_dir, ranking=RankingConfig(named=1.0)),
+    )
+    assert (await flat.search(query, 5))[0].symbol == "base64_encode"

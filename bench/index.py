@@ -1,6 +1,6 @@
-"""Codebase index figures on the standard library: throughput, edits, latency, quality.
+"""Codebase index figures: throughput, edits, latency, quality, and quality on real history.
 
-Sections (all by default; pick some with --only cold,edit,latency,quality). The
+Sections (all by default; pick some with --only cold,edit,latency,quality,history). The
 defaults finish in about 4 minutes on 2 shared cores (all-MiniLM-L6-v2 embeds
 ~30 chunks/s there); each section prints its own time and every bar a
 PASS/FAIL line, and the exit status is 1 when any bar fails.
@@ -33,8 +33,14 @@ quality  Recall@1/5/10 for full text, vector and hybrid on a dev set from the
          standard library: each query is a function's docstring, its target the
          function indexed with every docstring stripped (--quality-files files,
          default 20: ~1200 chunks embedded, ~1-2 min). Figures only, no bar.
+history  Files and symbols R@5 on the held-aside commits of `search_cases.json`
+         (message as query, parent tree as workspace; see search_quality.py) for
+         full text, vector, hybrid and plain BM25 over the same chunks, in one run.
+         Bars (issue 16): hybrid files R@5 >= 1.1x BM25's, symbols R@5 >= 1.3x.
+         Needs local clones of the case repositories (--mirrors); skipped, and
+         said so, without them. ~15 min the first time (embedding), ~1 min after.
 
-Usage: python bench/index.py [--limit 20] [--only cold,edit] [--quality-files 20]
+Usage: python bench/index.py [--limit 20] [--only cold,edit] [--quality-files 20] [--mirrors DIR]
        python bench/index.py --only latency [--latency-rows 100000] [--queries 200]
 """
 
@@ -58,6 +64,8 @@ import attrs
 sys.path.insert(0, str(Path(__file__).parent))
 
 from harness import pct, verdict  # noqa: E402
+from search_cases import DEFAULT_MIRRORS  # noqa: E402
+from search_quality import clones_missing, evaluate  # noqa: E402
 
 from lowentropy.models.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from lowentropy.retrieval import Index, IndexConfig, Walker, chunk_file  # noqa: E402
@@ -528,7 +536,8 @@ async def main() -> int:
         default=DEFAULT_LIMIT,
         help=f"cold index of the first N stdlib files (default {DEFAULT_LIMIT}; 0 = all, hours)",
     )
-    parser.add_argument("--only", default="cold,edit,latency,quality")
+    parser.add_argument("--only", default="cold,edit,latency,quality,history")
+    parser.add_argument("--mirrors", type=Path, default=DEFAULT_MIRRORS)
     parser.add_argument("--queries", type=int, default=200, help="latency queries per mode")
     parser.add_argument(
         "--latency-rows",
@@ -564,6 +573,14 @@ async def main() -> int:
             t0 = time.perf_counter()
             ok &= await quality(embedder, tmp, args.quality_files, args.quality_queries)
             print(f"[quality: {time.perf_counter() - t0:.0f} s]")
+        if "history" in sections:
+            t0 = time.perf_counter()
+            missing = clones_missing(args.mirrors)
+            if missing:
+                print(f"history: skipped, no clone of {', '.join(missing)} under {args.mirrors}")
+            else:
+                ok &= await evaluate(embedder, "heldout", mirrors=args.mirrors)
+            print(f"[history: {time.perf_counter() - t0:.0f} s]")
     print(f"{'PASS' if ok else 'FAIL'}  bench/index.py in {time.perf_counter() - started:.0f} s")
     return 0 if ok else 1
 

@@ -40,7 +40,7 @@ import attrs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from search_cases import DEFAULT_MIRRORS, Case, load, materialise  # noqa: E402
+from search_cases import DEFAULT_MIRRORS, Case, git_dir_for, load, materialise  # noqa: E402
 
 from lowentropy.models.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from lowentropy.retrieval import Index, IndexConfig  # noqa: E402
@@ -202,6 +202,53 @@ def report(tallies: dict[str, Tally], split: str, n: int) -> bool:
     return ok or split != "heldout"
 
 
+def _print_case(case: Case, results: dict[str, list[Hit]], cells: list[str], show: int) -> None:
+    subject = case.query.splitlines()[0][:60]
+    print(f"{case.repo.split('/')[1][:10]:10s} {case.commit[:8]} {'  '.join(cells)}  {subject}")
+    if show:
+        print(f"  gold: {', '.join(case.files)}; {', '.join(s.name for s in case.symbols)}")
+        for name in SYSTEMS:
+            shown = ", ".join(
+                f"{h.path.rsplit('/', 1)[-1]}:{h.start_line + 1}" for h in results[name][:show]
+            )
+            print(f"    {name:8s} {shown}")
+
+
+def clones_missing(mirrors: Path = DEFAULT_MIRRORS) -> list[str]:
+    """Repositories of the cases with no local clone under `mirrors`."""
+    return [r for r in sorted({c.repo for c in load()}) if not git_dir_for(r, mirrors).is_dir()]
+
+
+async def evaluate(
+    embedder: SentenceTransformerEmbedder,
+    split: str,
+    *,
+    cache: Path = DEFAULT_CACHE,
+    mirrors: Path = DEFAULT_MIRRORS,
+    config: IndexConfig | None = None,
+    repo: str = "",
+    per_case: bool = False,
+    show: int = 0,
+) -> bool:
+    """Index and search every case of `split`; print the table; False when a bar fails."""
+    config = config or IndexConfig()
+    cases = [c for c in load(split=None if split == "all" else split) if repo in c.repo]
+    print(f"{len(cases)} cases; {config.ranking}, candidates {config.candidates}")
+    db_uri = str(cache / "lancedb")
+    tallies = {name: Tally() for name in SYSTEMS}
+    with tempfile.TemporaryDirectory(prefix="lowentropy-bench-search-") as tmp:
+        for case in cases:
+            root = await asyncio.to_thread(materialise, case, cache / "trees", mirrors)
+            results = await run_case(case, root, embedder, db_uri, Path(tmp), config)
+            cells = []
+            for name in SYSTEMS:
+                f5, s5 = tallies[name].add(case, results[name])
+                cells.append(f"{name} {f5:.2f}/{s5:.2f}@{first_rank(case, results[name])}")
+            if per_case or show:
+                _print_case(case, results, cells, show)
+    return report(tallies, split, len(cases))
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
@@ -211,49 +258,28 @@ async def main() -> int:
     parser.add_argument("--show", type=int, default=0, help="print the first N hits per system")
     parser.add_argument("--repo", default="", help="only cases of repositories containing this")
     parser.add_argument(
-        "--ranking",
-        default="",
-        help="tuning: RankingConfig fields, e.g. test=0.5,docs=0.3,file_share=0.2",
+        "--ranking", default="", help="tuning: RankingConfig fields, e.g. test=0.5,named=2"
     )
     parser.add_argument("--candidates", type=int, default=IndexConfig().candidates)
     args = parser.parse_args()
     fields = dict(kv.split("=") for kv in args.ranking.split(",") if kv)
     ranking = RankingConfig(**{k: float(v) for k, v in fields.items()})
-    config = IndexConfig(ranking=ranking, candidates=args.candidates)
-    print(f"{ranking}, candidates {args.candidates}")
 
     started = time.perf_counter()
-    cases = [
-        c for c in load(split=None if args.split == "all" else args.split) if args.repo in c.repo
-    ]
     embedder = SentenceTransformerEmbedder()
     await embedder.embed(["warm up"])
     onnx = await asyncio.to_thread(embedder.wait_for_onnx)
-    print(f"query embeddings: {'ONNX Runtime' if onnx else 'torch'}; {len(cases)} cases")
-    db_uri = str(args.cache / "lancedb")
-    tallies = {name: Tally() for name in SYSTEMS}
-    with tempfile.TemporaryDirectory(prefix="lowentropy-bench-search-") as tmp:
-        for case in cases:
-            root = await asyncio.to_thread(materialise, case, args.cache / "trees", args.mirrors)
-            results = await run_case(case, root, embedder, db_uri, Path(tmp), config)
-            cells = []
-            for name in SYSTEMS:
-                f5, s5 = tallies[name].add(case, results[name])
-                cells.append(f"{name} {f5:.2f}/{s5:.2f}@{first_rank(case, results[name])}")
-            if args.per_case:
-                subject = case.query.splitlines()[0][:60]
-                print(
-                    f"{case.repo.split('/')[1][:10]:10s} {case.commit[:8]} {'  '.join(cells)}  {subject}"
-                )
-            if args.show:
-                print(f"  gold: {', '.join(case.files)}; {', '.join(s.name for s in case.symbols)}")
-                for name in SYSTEMS:
-                    shown = ", ".join(
-                        f"{h.path.rsplit('/', 1)[-1]}:{h.start_line + 1}"
-                        for h in results[name][: args.show]
-                    )
-                    print(f"    {name:8s} {shown}")
-    ok = report(tallies, args.split, len(cases))
+    print(f"query embeddings: {'ONNX Runtime' if onnx else 'torch'}")
+    ok = await evaluate(
+        embedder,
+        args.split,
+        cache=args.cache,
+        mirrors=args.mirrors,
+        config=IndexConfig(ranking=ranking, candidates=args.candidates),
+        repo=args.repo,
+        per_case=args.per_case,
+        show=args.show,
+    )
     print(
         f"[search quality: {time.perf_counter() - started:.0f} s, "
         f"{embedder.stats.texts} texts embedded]"

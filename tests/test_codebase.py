@@ -214,6 +214,49 @@ async def test_saved_and_deleted_files_resync_only_their_paths(indexed: Any) -> 
         assert "recipes.py" not in hit.location.uri
 
 
+async def test_search_puts_source_before_tests_and_changelogs(indexed: Any) -> None:
+    """A changelog entry and a test repeating the question's words rank below the
+    source they describe (retrieval/ranking.py); both are still found."""
+    client, root, _ = indexed
+    before = await _status(client)
+    words = "decode a JSON document from a string that has extra data at the end"
+    added = {
+        root / "CHANGES.md": f"# Changes\n\n- {words.capitalize()}: {words}.\n",
+        root / "tests" / "test_extra_data.py": (
+            f"def test_{words.replace(' ', '_')}():\n    # {words}\n    assert True\n"
+        ),
+    }
+    for path, text in added.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        client.text_document_did_save(
+            types.DidSaveTextDocumentParams(
+                text_document=types.TextDocumentIdentifier(uri=path.as_uri())
+            )
+        )
+    await _wait(client, lambda s: s.files == before.files + 2 and s.pendingEmbeddings == 0)
+    try:
+        hits = await _search(client, words, 60)  # more than the chunks: all found
+        uris = [h.location.uri for h in hits]
+        assert uris[0].endswith("/decoder.py"), uris
+        assert "raw_decode" in hits[0].text
+        for path in added:  # found, below the source
+            assert path.as_uri() in uris[1:], uris
+    finally:
+        for path in added:
+            path.unlink()
+        (root / "tests").rmdir()
+        client.workspace_did_change_watched_files(
+            types.DidChangeWatchedFilesParams(
+                changes=[
+                    types.FileEvent(uri=p.as_uri(), type=types.FileChangeType.Deleted)
+                    for p in added
+                ]
+            )
+        )
+        await _wait(client, lambda s: s.files == before.files)
+
+
 async def test_chat_streams_and_cites_real_ranges(indexed: Any) -> None:
     client, root, partials = indexed
     decoder = (root / "decoder.py").as_uri()

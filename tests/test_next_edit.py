@@ -169,6 +169,27 @@ async def test_rename_predicts_the_next_site_and_the_one_after(
     ed.close()
 
 
+async def _renamed_count_action(client: LanguageClient, ed: Editor, at: int) -> dict[str, Any]:
+    """The one next-edit code action at `at` after `count` became `total` on line 3:
+    it carries the versioned edit of the next `count` (line 3, character 8)."""
+    line, character = ed.position(at)
+    here = types.Position(line=line, character=character)
+    params = types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=ed.uri),
+        range=types.Range(start=here, end=here),
+        context=types.CodeActionContext(diagnostics=[]),
+    )
+    actions = await raw_request(client, types.TEXT_DOCUMENT_CODE_ACTION, params)
+    ours = [a for a in actions if a["title"].startswith("lowentropy: Next edit")]
+    assert len(ours) == 1, [a["title"] for a in actions]
+    (change,) = ours[0]["edit"]["documentChanges"]
+    assert change["textDocument"] == {"uri": ed.uri, "version": ed.version}
+    assert [e["newText"] for e in change["edits"]] == ["total"]
+    assert change["edits"][0]["range"]["start"] == {"line": 3, "character": 8}
+    action: dict[str, Any] = ours[0]
+    return action
+
+
 async def test_the_next_edit_is_a_code_action_with_its_edit(
     ne_client: LanguageClient, root: Path
 ) -> None:
@@ -177,21 +198,8 @@ async def test_the_next_edit_is_a_code_action_with_its_edit(
     ed = Editor(ne_client, root, "totals.py")
     first = _nth(ed.text, "count", 0)
     ed.replace(first, first + len("count"), "total")
-    line, character = ed.position(first + len("total"))
-    here = types.Position(line=line, character=character)
-    params = types.CodeActionParams(
-        text_document=types.TextDocumentIdentifier(uri=ed.uri),
-        range=types.Range(start=here, end=here),
-        context=types.CodeActionContext(diagnostics=[]),
-    )
-    actions = await raw_request(ne_client, types.TEXT_DOCUMENT_CODE_ACTION, params)
-    ours = [a for a in actions if a["title"].startswith("lowentropy: Next edit")]
-    assert len(ours) == 1, [a["title"] for a in actions]
-    (change,) = ours[0]["edit"]["documentChanges"]
-    assert change["textDocument"] == {"uri": ed.uri, "version": ed.version}
-    assert [e["newText"] for e in change["edits"]] == ["total"]
-    assert change["edits"][0]["range"]["start"] == {"line": 3, "character": 8}
-    assert ours[0]["command"]["command"] == "lowentropy.acceptNextEdit"
+    ours = await _renamed_count_action(ne_client, ed, first + len("total"))
+    assert ours["command"]["command"] == "lowentropy.acceptNextEdit"
     ed.close()
 
 
@@ -212,20 +220,7 @@ async def test_changes_sent_out_of_order_are_applied_in_version_order(
     # The last, a duplicate of a version already applied, must not be applied twice.
     for change in [sent[0], sent[1], sent[4], sent[5], sent[2], sent[3], sent[2]]:
         ne_client.text_document_did_change(change)
-    line, character = ed.position(first + len("total"))
-    here = types.Position(line=line, character=character)
-    params = types.CodeActionParams(
-        text_document=types.TextDocumentIdentifier(uri=ed.uri),
-        range=types.Range(start=here, end=here),
-        context=types.CodeActionContext(diagnostics=[]),
-    )
-    actions = await raw_request(ne_client, types.TEXT_DOCUMENT_CODE_ACTION, params)
-    ours = [a for a in actions if a["title"].startswith("lowentropy: Next edit")]
-    assert len(ours) == 1, [a["title"] for a in actions]
-    (change,) = ours[0]["edit"]["documentChanges"]
-    assert change["textDocument"] == {"uri": ed.uri, "version": ed.version}
-    assert [e["newText"] for e in change["edits"]] == ["total"]
-    assert change["edits"][0]["range"]["start"] == {"line": 3, "character": 8}
+    await _renamed_count_action(ne_client, ed, first + len("total"))
     ed.close()
 
 

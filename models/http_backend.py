@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
@@ -38,10 +38,6 @@ if TYPE_CHECKING:
     from lowentropy.models.remote_tokenizer import RemoteTokenizer
 
 log = logging.getLogger(__name__)
-# asyncio.timeout_at is 3.11+; 3.10 falls back to wait_for.
-_timeout_at: Callable[[float], contextlib.AbstractAsyncContextManager[None]] | None = getattr(
-    asyncio, "timeout_at", None
-)
 T = TypeVar("T")
 Outcome = Literal["completed", "cancelled", "failed"]
 
@@ -159,11 +155,8 @@ def status_error(status: int, body: bytes, *, endpoint: str = "") -> BackendHTTP
 async def _within(deadline: float, aw: Awaitable[T], *, endpoint: str) -> T:
     """Await `aw`, raising BackendTimeout at the loop-time `deadline`."""
     try:
-        if _timeout_at is not None:
-            async with _timeout_at(deadline):
-                return await aw
-        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
-        return await asyncio.wait_for(aw, remaining)  # Python 3.10
+        async with asyncio.timeout_at(deadline):
+            return await aw
     except TimeoutError as exc:
         raise BackendTimeout("total deadline exceeded", endpoint=endpoint) from exc
 

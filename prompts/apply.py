@@ -25,17 +25,13 @@ import importlib.resources
 import math
 import re
 import textwrap
+import tomllib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .fim import UnknownTemplateError
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
     from lowentropy.models.types import ChatRequest, CompletionRequest

@@ -10,15 +10,11 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import re
+import tomllib
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import attrs
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 __all__ = [
     "FimTemplate",

@@ -179,3 +179,15 @@ async def raw_request(client: LanguageClient, method: str, params: Any) -> Any:
         return await protocol.send_request_async(method, params)
     finally:
         del protocol.get_result_type
+
+
+# The tests that start a real editor (minutes, Debian packages): `pytest -m "not editors"`
+# is the quick loop.
+_EDITOR_MODULES = {"test_helix", "test_neovim", "test_emacs", "test_vscode", "test_zed_config"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and module.__name__ in _EDITOR_MODULES:
+            item.add_marker(pytest.mark.editors)

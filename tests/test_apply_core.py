@@ -200,9 +200,25 @@ def test_verify_catches_a_new_syntax_error() -> None:
     broken = result.replace("if width <= 0:", "if width <= 0:\n        x = (")
     sketch = SKETCH.replace("    if width <= 0:\n", "    if width <= 0:\n        x = (\n")
     check = verify(ORIGINAL, broken, sketch, language="python")
-    assert not check.ok and check.reason and "syntax error" in check.reason
+    assert not check.ok and check.reason and "does not compile" in check.reason
     # the same text with no grammar to check it passes that check
     assert verify(ORIGINAL, broken, sketch, language=None).ok
+
+
+def test_verify_compiles_python_where_tree_sitter_sees_no_error() -> None:
+    """A body at its header's depth, `return` outside a function: tree-sitter parses both."""
+    original = "class Cache:\n    def get(self, key):\n        return self.d[key]\n"
+    plan = plan_apply(original, "def get(self, key):\nreturn key\n", language="python")
+    assert plan.result is None and plan.reason and "does not compile" in plan.reason
+    flat = "class Cache:\n    def get(self, key):\n    return key\n"
+    outside = original + "return key\n"
+    for result in (flat, outside):
+        check = verify(original, result, "return key", language="python")
+        assert "does not compile" in (check.reason or ""), check
+    # an original that already fails to compile (mid-edit elsewhere) is tree-sitter's to judge
+    broken = original + "\ndef later(:\n    pass\n"
+    fixed = broken.replace("self.d[key]", "self.d.get(key)")
+    assert verify(broken, fixed, "        return self.d.get(key)\n", language="python").ok
 
 
 def test_verify_catches_lost_line_endings_and_final_newline() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shelve
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,6 +245,24 @@ async def test_a_failing_command_writes_nothing(applier: Any) -> None:
     message = await asyncio.wait_for(shown, 10)
     assert "nothing applied" in message.message
     assert len(received) == before
+
+
+async def test_a_result_python_cannot_compile_is_never_written(applier: Any) -> None:
+    """Issue 17 item 7: `def get(...):` with its body at the header's depth parses for
+    tree-sitter but raises IndentationError; it was verified and written. The deterministic
+    path must refuse it (the model may then try); whatever is written compiles."""
+    client, docs, received = applier
+    source = Path(shelve.__file__).read_text(encoding="utf-8")
+    uri = docs.open(source, "shelve_copy.py")
+    sketch = "def get(self, key, default=None):\nreturn default\n"
+    before = len(received)
+    result = _ns(await _command(client, "lowentropy.applySketch", uri, 1, sketch))
+    assert result.stats.path == "model", "the deterministic merge passed verification"
+    if result.verified:  # the model re-indented it: what was written compiles
+        edits = _edits_of(_ns(client.protocol._converter.unstructure(received[-1].edit)), uri)
+        compile(_apply_edits(source, edits), "shelve_copy.py", "exec")
+    else:  # refused (or the model's rewrite changed nothing): nothing written, and why
+        assert result.reason and len(received) == before
 
 
 async def _code_actions(client: LanguageClient, uri: str, rng: types.Range) -> list[Any]:

@@ -4,11 +4,14 @@ The grammar per language comes from `retrieval.languages` and the node types
 that count as definitions from `retrieval.chunker.DEFINITIONS`, so Apply and
 the index agree on what a definition is. Without a grammar (language None,
 "text", a missing wheel) definitions fall back to header lines and indentation.
+Python is also checked by Python's own compiler (`compile_error`): tree-sitter's grammar
+accepts code CPython refuses (a body at its header's depth, `return` outside a function).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 
 import attrs
 import tree_sitter
@@ -18,7 +21,14 @@ from lowentropy.retrieval.languages import grammar
 
 from .text import indent_width
 
-__all__ = ["Definition", "definitions", "header_name", "parse", "syntax_errors"]
+__all__ = [
+    "Definition",
+    "compile_error",
+    "definitions",
+    "header_name",
+    "parse",
+    "syntax_errors",
+]
 
 # Wrappers that belong to the definition inside them (decorators, `export`).
 _OUTER = frozenset({"decorated_definition", "export_statement"})
@@ -175,3 +185,19 @@ def syntax_errors(tree: tree_sitter.Tree) -> list[tuple[str, int, int]]:
         if node.has_error:
             cursor_stack.extend(reversed(node.children))
     return found
+
+
+def compile_error(text: str, language: str | None) -> tuple[str, int, int] | None:
+    """(message, row, column) of the first error the language's own compiler reports, 0-based;
+    None when it compiles or no compiler is at hand (only Python's, in this process)."""
+    if language != "python":
+        return None
+    try:
+        with warnings.catch_warnings():  # invalid escapes etc. are the file's, not ours
+            warnings.simplefilter("ignore")
+            compile(text, "<apply>", "exec", dont_inherit=True)
+    except SyntaxError as exc:  # IndentationError and TabError included
+        return exc.msg, max(0, (exc.lineno or 1) - 1), max(0, (exc.offset or 1) - 1)
+    except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, nesting too deep
+        return str(exc) or type(exc).__name__, 0, 0
+    return None

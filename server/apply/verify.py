@@ -12,7 +12,10 @@ Checks, in order (the first failure is the reason):
    lines of the same definition with one name renamed (the same rename each time), while the
    sketch shows neither those kept lines nor the old name (a rename put next to its lines
    instead of over them, which every other check lets through);
-7. tree-sitter finds no ERROR or MISSING node the original did not have (counted over the
+7. the language's own compiler (Python's `compile`) accepts the result when it accepted the
+   original: tree-sitter's grammar takes a body at its header's depth, `return` outside a
+   function, and more that CPython refuses;
+8. tree-sitter finds no ERROR or MISSING node the original did not have (counted over the
    whole file and over the changed stretch, so an existing error elsewhere is no excuse).
 """
 
@@ -29,7 +32,7 @@ from .abbrev import abbreviation, elides, matches
 from .locate import renamed
 from .merge import Region
 from .sketch import is_marker, parse_sketch
-from .syntax import definitions, parse, syntax_errors
+from .syntax import compile_error, definitions, parse, syntax_errors
 from .text import Lines, indent_style, split_lines
 
 __all__ = ["DriftGuard", "Verification", "verify", "verify_rewrite"]
@@ -221,6 +224,14 @@ def _renames_beside(
                 "lines were added next to the lines they change"
             )
     return None
+
+
+def _compiles(original: str, result: str, language: str | None) -> str | None:
+    error = compile_error(result, language)
+    if error is None or compile_error(original, language) is not None:
+        return None  # an original that already fails: tree-sitter compares the errors
+    message, row, column = error
+    return f"the result does not compile: {message} at line {row + 1}, column {column + 1}"
 
 
 def _syntax(original: str, result: str, old: Lines, new: Lines, language: str | None) -> str | None:
@@ -421,6 +432,7 @@ def verify(
         lambda: _abbreviations(old, new),
         lambda: _indentation(old, new),
         lambda: _renames_beside(old, new, result, sketch, original, language),
+        lambda: _compiles(original, result, language),
         lambda: _syntax(original, result, old, new, language),
     )
     for check in checks:

@@ -26,8 +26,9 @@ from .documents import DocumentState
 from .model_setup import prepare_packaged_models
 from .next_edit import feature as next_edit
 from .ordered_sync import OrderedSyncProtocol
-from .settings import Settings, SettingsError, load_toml, resolve, unwrap
+from .settings import Settings, SettingsError, resolve, unwrap
 from .stats import TabStats
+from .trust import settings_sources
 from .wire import structure, to_plain, unstructure
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,19 @@ class LowEntropyServer(LanguageServer):
         self.root: Path | None = None
         self.log_handler: logging.Handler | None = None
 
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
+        """Serve over stdio, resynchronising after a damaged frame and answering every request."""
+        from .framing import serve_stdio
+
+        serve_stdio(self, stdin, stdout)
+
     # ---- configuration -------------------------------------------------------------------
 
     def apply_settings_layer(self, name: str, raw: Any) -> bool:
         """Add or replace one settings layer; on error keep the last good settings and say why."""
         layers = dict(self._raw_layers)
         layers[name] = unwrap(to_plain(raw))
-        order = [layers[k] for k in ("toml", "init", "client") if layers.get(k) is not None]
+        order = [layers[k] for k in ("user", "toml", "init", "client") if layers.get(k) is not None]
         try:
             settings = resolve(*order)
         except SettingsError as exc:
@@ -122,14 +129,17 @@ def initialize(ls: LowEntropyServer, params: types.InitializeParams) -> None:
     if root_uri:
         path = to_fs_path(root_uri)
         ls.root = Path(path).resolve() if path else None
-    if ls.root is not None:
-        try:
-            toml = load_toml(ls.root)
-        except SettingsError as exc:
-            toml = None
-            log.warning("%s", exc)
-        if toml is not None:
-            ls.apply_settings_layer("toml", toml)
+    # The user's file, then the workspace's without what only the user may set (trust.py).
+    sources = settings_sources(ls.root)
+    for warning in sources.warnings:
+        log.warning("%s", warning)
+        ls.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Warning, message=warning)
+        )
+    if sources.user is not None:
+        ls.apply_settings_layer("user", sources.user)
+    if sources.workspace is not None:
+        ls.apply_settings_layer("toml", sources.workspace)
     if params.initialization_options is not None:
         ls.apply_settings_layer("init", params.initialization_options)
 

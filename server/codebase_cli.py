@@ -24,7 +24,8 @@ from rich.table import Table
 from lowentropy.retrieval import Index, SyncProgress
 
 from .indexing import index_config, make_embedder
-from .settings import Settings, SettingsError, load_toml, resolve
+from .settings import Settings, SettingsError, resolve
+from .trust import settings_sources
 
 _partial_tokens = itertools.count(1)
 
@@ -51,8 +52,11 @@ def add_codebase_commands(sub: Any) -> None:
 
 
 def workspace_settings(root: Path) -> Settings:
-    toml = load_toml(root)
-    return resolve(toml) if toml is not None else Settings()
+    """The user's settings and the workspace's (what the user trusts it with: trust.py)."""
+    sources = settings_sources(root)
+    for warning in sources.warnings:
+        print(warning, file=sys.stderr)
+    return resolve(*(d for d in (sources.user, sources.workspace) if d is not None))
 
 
 def open_index(root: Path) -> Index:

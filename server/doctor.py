@@ -19,13 +19,17 @@ from lowentropy.models.packaged import default_model
 from lowentropy.models.types import ROLES, CompletionRequest, Embedder
 
 from .backends import Backends
-from .settings import SettingsError, load_toml, resolve
+from .settings import SettingsError, resolve
+from .trust import settings_sources
 
 
 async def run_doctor(root: Path) -> int:
     console = Console()
     try:
-        settings = resolve(load_toml(root))
+        sources = settings_sources(root)
+        for warning in sources.warnings:
+            console.print(f"[yellow]{warning}[/]")
+        settings = resolve(*(d for d in (sources.user, sources.workspace) if d is not None))
     except SettingsError as exc:
         console.print(f"[red]invalid configuration:[/] {exc}")
         return 2

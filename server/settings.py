@@ -1,8 +1,10 @@
 """Settings in two layers: the wire schema (camelCase, all optional) and resolved settings.
 
-Sources, later ones win: defaults < `lowentropy.toml` in the workspace root <
-`initializationOptions` < `workspace/didChangeConfiguration`. All use the same
-schema (under the `lowentropy` key in LSP messages, top level in the TOML).
+Sources, later ones win: defaults < the user's config file < `lowentropy.toml` in
+the workspace root (without the keys that send data or load files unless the user
+trusts the workspace: `trust.py`) < `initializationOptions` <
+`workspace/didChangeConfiguration`. All use the same schema (under the
+`lowentropy` key in LSP messages, top level in the TOML files).
 An invalid document raises `SettingsError` naming the bad key; the caller keeps
 the last good settings and tells the user.
 """

@@ -177,8 +177,9 @@ def test_stdout_carries_only_lsp_while_the_model_loads(tmp_path: Path) -> None:
 
 
 def test_doctor_reports_each_backend(tmp_path: Path, refused_url: str) -> None:
-    """A chat role pointed at a dead endpoint is reported; the embedded roles answer."""
-    (tmp_path / "lowentropy.toml").write_text(
+    """A chat role pointed at a dead endpoint (in the user's config: endpoints never come from
+    an untrusted workspace) is reported; the embedded roles answer."""
+    (tmp_path / "user.toml").write_text(
         f'[chat]\nendpoints = [{{ url = "{refused_url}" }}]\ntimeouts = {{ connect = 1.0, total = 3.0 }}\n'
     )
     done = subprocess.run(
@@ -186,7 +187,7 @@ def test_doctor_reports_each_backend(tmp_path: Path, refused_url: str) -> None:
         capture_output=True,
         text=True,
         timeout=180,
-        env={**os.environ, "COLUMNS": "250"},
+        env={**os.environ, "COLUMNS": "250", "LOWENTROPY_CONFIG": str(tmp_path / "user.toml")},
     )
     assert done.returncode == 1, done.stdout + done.stderr
     rows = {
@@ -226,3 +227,42 @@ def test_index_then_search_from_the_terminal(tmp_path: Path) -> None:
         [*CLI, "search", "x", "--root", str(tmp_path / "nope")], capture_output=True, text=True
     )
     assert missing.returncode == 2 and "not a folder" in missing.stderr
+
+
+def test_apply_prints_the_diff_of_a_chat_answer_and_writes_with_write(tmp_path: Path) -> None:
+    """`lowentropy apply FILE < answer.md`: a chat answer (prose, a fenced block with a marker)
+    on a real stdlib file; the diff on stdout, the file untouched until --write."""
+    import textwrap as stdlib_textwrap
+
+    source = Path(stdlib_textwrap.__file__).read_text(encoding="utf-8")
+    old = "    def _fix_sentence_endings(self, chunks):\n"
+    assert source.count(old) == 1
+    path = tmp_path / "textwrap.py"
+    path.write_text(source, encoding="utf-8")
+    answer = (
+        "Rename the parameter:\n\n```python textwrap.py\n"
+        "class TextWrapper:\n    # ... existing code ...\n"
+        "    def _fix_sentence_endings(self, pieces):\n"
+        '        """..."""\n        # ... existing code ...\n```\n\nThat is all.\n'
+    )
+    command = [*CLI, "apply", str(path)]
+    shown = subprocess.run(command, input=answer, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("--- a/textwrap.py\n+++ b/textwrap.py\n")
+    assert "+    def _fix_sentence_endings(self, pieces):" in shown.stdout.split("\n")
+    assert path.read_text(encoding="utf-8") == source  # printing writes nothing
+    written = subprocess.run(
+        [*command, "--write"], input=answer, capture_output=True, text=True, timeout=120
+    )
+    assert written.returncode == 0, written.stderr
+    assert path.read_text(encoding="utf-8") == source.replace(
+        old, "    def _fix_sentence_endings(self, pieces):\n"
+    )
+    nowhere = "```python\ndef unrelated(q):\n    return q\n```\n"
+    refused = subprocess.run(
+        [*command, "--write"], input=nowhere, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == 1 and "nothing applied" in refused.stderr
+    assert "unrelated" in refused.stderr  # the reason names the lines that fit nowhere
+    empty = subprocess.run(command, input="  \n", capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 2 and "empty" in empty.stderr

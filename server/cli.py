@@ -1,4 +1,4 @@
-"""The `lowentropy` command: serve, complete, index, search, ask, demo, doctor, models, pool."""
+"""The `lowentropy` command: serve, complete, apply, index, search, ask, demo, doctor, models, pool."""
 
 from __future__ import annotations
 
@@ -94,6 +94,12 @@ def cmd_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apply(args: argparse.Namespace) -> int:
+    from .apply.__main__ import run
+
+    return run(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -144,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     complete.set_defaults(func=cmd_complete)
 
+    from .apply.__main__ import add_arguments as add_apply_arguments
+
+    apply = sub.add_parser(
+        "apply",
+        help="apply a chat answer (stdin: prose with a fenced block, or a sketch) to FILE: "
+        "print the diff; --write writes it",
+    )
+    add_apply_arguments(apply)
+    apply.set_defaults(func=cmd_apply)
+
     demo = sub.add_parser(
         "demo", help="run the real server on a sample file and show what it suggests"
     )
@@ -177,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet = args.command in {"demo", "index", "search", "ask"} and args.log_level == "INFO"
+    quiet = args.command in {"demo", "apply", "index", "search", "ask"} and args.log_level == "INFO"
     _configure_logging("WARNING" if quiet else args.log_level, args.log_file)
     return int(args.func(args) or 0)
 

@@ -235,28 +235,29 @@ def test_apply_prints_the_diff_of_a_chat_answer_and_writes_with_write(tmp_path: 
     import textwrap as stdlib_textwrap
 
     source = Path(stdlib_textwrap.__file__).read_text(encoding="utf-8")
-    old = "    def _fix_sentence_endings(self, chunks):\n"
-    assert source.count(old) == 1
+    assert source.count("        i = 0\n        patsearch") == 1
     path = tmp_path / "textwrap.py"
     path.write_text(source, encoding="utf-8")
     answer = (
-        "Rename the parameter:\n\n```python textwrap.py\n"
+        "Return early when there is nothing to fix:\n\n```python textwrap.py\n"
         "class TextWrapper:\n    # ... existing code ...\n"
-        "    def _fix_sentence_endings(self, pieces):\n"
-        '        """..."""\n        # ... existing code ...\n```\n\nThat is all.\n'
+        "    def _fix_sentence_endings(self, chunks):\n"
+        '        """..."""\n        if not chunks:\n            return\n'
+        "        i = 0\n        # ... existing code ...\n```\n\nThat is all.\n"
     )
     command = [*CLI, "apply", str(path)]
     shown = subprocess.run(command, input=answer, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("--- a/textwrap.py\n+++ b/textwrap.py\n")
-    assert "+    def _fix_sentence_endings(self, pieces):" in shown.stdout.split("\n")
+    assert "+        if not chunks:" in shown.stdout.split("\n")
     assert path.read_text(encoding="utf-8") == source  # printing writes nothing
     written = subprocess.run(
         [*command, "--write"], input=answer, capture_output=True, text=True, timeout=120
     )
     assert written.returncode == 0, written.stderr
+    new = "        if not chunks:\n            return\n        i = 0\n"
     assert path.read_text(encoding="utf-8") == source.replace(
-        old, "    def _fix_sentence_endings(self, pieces):\n"
+        "        i = 0\n        patsearch", new + "        patsearch", 1
     )
     nowhere = "```python\ndef unrelated(q):\n    return q\n```\n"
     refused = subprocess.run(

@@ -1,5 +1,6 @@
 """Apply a chat answer to a file from the shell, through the real server (`lowentropy/apply`).
 
+    lowentropy apply FILE [--write] [--root DIR] < answer.md
     python -m lowentropy.server.apply FILE [--write] [--root DIR] < answer.md
 
 The answer is what a chat model wrote: a bare sketch, or prose with fenced blocks (the
@@ -23,7 +24,7 @@ from lowentropy.server.documents import utf16_to_codepoints
 
 from .feature import APPLY
 
-__all__ = ["apply_answer", "main"]
+__all__ = ["add_arguments", "apply_answer", "main", "run"]
 
 
 def apply_answer(path: Path, answer: str, root: Path | None = None) -> dict[str, Any]:
@@ -91,14 +92,14 @@ def _edits(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for edits in (edit.get("changes") or {}).values() for e in edits]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m lowentropy.server.apply", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("file", type=Path)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, metavar="FILE")
     parser.add_argument("--write", action="store_true", help="write the verified edit to FILE")
     parser.add_argument("--root", type=Path, default=None, help="workspace folder (FILE's)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Apply the answer on stdin to `args.file`: print the diff, write it with --write."""
     if not args.file.is_file():
         print(f"lowentropy apply: no such file: {args.file}", file=sys.stderr)
         return 2
@@ -115,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         text = args.file.read_text(encoding="utf-8")
         args.file.write_text(apply_text_edits(text, _edits(result)), encoding="utf-8")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lowentropy.server.apply", description=__doc__.split("\n")[0]
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from lowentropy.models.embedded import EmbeddedEngine, StopScanner
+from lowentropy.models.embedded import EmbeddedEngine
 from lowentropy.models.errors import BackendConfigError, BackendError
 from lowentropy.models.llama_tokenizer import LlamaTokenizer
 from lowentropy.models.packaged import (
@@ -22,6 +22,7 @@ from lowentropy.models.packaged import (
     model_path,
     resolve_model_path,
 )
+from lowentropy.models.stop_scanner import StopScanner
 from lowentropy.models.types import (
     ChatMessage,
     ChatRequest,

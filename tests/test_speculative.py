@@ -14,16 +14,14 @@ from collections.abc import AsyncIterator
 import attrs
 import pytest_asyncio
 
-from lowentropy.models.embedded import (
+from lowentropy.models.drafting import (
     SPEC_MAX_STREAK,
     SPEC_MIN_DRAFT,
     SPEC_MIN_STREAK,
     Drafter,
-    EmbeddedEngine,
-    EngineStream,
-    GenerationStats,
     draft_length,
 )
+from lowentropy.models.embedded import EmbeddedEngine, EngineStream, GenerationStats
 from lowentropy.models.types import ChatRequest
 from lowentropy.prompts.apply import apply_chat_request
 

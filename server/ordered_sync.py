@@ -23,8 +23,11 @@ from typing import Any
 
 import attrs
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
+
+from .text_model import LspWorkspace, adopt, utf16_only
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +52,48 @@ class ChangeLog:
 
 
 class OrderedSyncProtocol(LanguageServerProtocol):
-    """pygls's protocol with `didChange` applied in version order (see the module doc)."""
+    """pygls's protocol with `didChange` applied in version order (see the module doc),
+    LSP's document model and UTF-16 positions (`text_model`), and quiet error answers."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.change_logs: dict[str, ChangeLog] = {}
         self.reordered = 0  # late changes put back in order, for stats and tests
         self.dropped = 0  # changes too late to place (older than the log), ignored
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(
+        self, params: types.InitializeParams
+    ) -> Generator[Any, Any, types.InitializeResult]:
+        """pygls's initialize, negotiating UTF-16 positions and LSP's line breaks (text_model)."""
+        utf16_only(params.capabilities)
+        inner = super().lsp_initialize(params)
+        value = None
+        while True:
+            try:
+                step = inner.send(value)
+            except StopIteration as stop:
+                self._adopt_workspace()
+                result: types.InitializeResult = stop.value
+                return result
+            self._adopt_workspace()  # made before the first step; no document in it yet
+            value = yield step
+
+    def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
+        """A handler's deliberate JSON-RPC error (superseded, stale, invalid) is answered
+        with one log line; pygls logs a traceback for each, megabytes while typing."""
+        if future.done() and not future.cancelled():
+            exc = future.exception()
+            if isinstance(exc, JsonRpcException):
+                self._request_futures.pop(msg_id, None)
+                log.info("request %s answered with error %s: %s", msg_id, exc.code, exc.message)
+                self._send_response(msg_id, error=exc.to_response_error())
+                return
+        super()._send_handler_result(future, msg_id=msg_id)
+
+    def _adopt_workspace(self) -> None:
+        if self._workspace is not None and not isinstance(self._workspace, LspWorkspace):
+            self._workspace = adopt(self._workspace)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(

@@ -65,7 +65,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         stdin, stdout = _protocol_streams()
         server.start_io(stdin, stdout)
+    _exit_now(0)
     return 0
+
+
+def _exit_now(code: int) -> None:
+    """End the process without C++ static destructors: a native thread still running (the
+    ONNX export of the query encoder, started by a search) made them abort the server on
+    exit ("terminate called without an active exception", status -6)."""
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _protocol_streams() -> tuple[BinaryIO, BinaryIO]:

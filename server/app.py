@@ -85,12 +85,6 @@ class LowEntropyServer(LanguageServer):
 
         serve_stdio(self, stdin, stdout)
 
-    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
-        """Serve over stdio, resynchronising after a damaged frame and answering every request."""
-        from .framing import serve_stdio
-
-        serve_stdio(self, stdin, stdout)
-
     # ---- configuration -------------------------------------------------------------------
 
     def apply_settings_layer(self, name: str, raw: Any) -> bool:

@@ -27,6 +27,7 @@ from pygls.uris import to_fs_path
 from lowentropy.models.errors import BackendError
 from lowentropy.models.types import CompletionRequest
 from lowentropy.prompts.tab import TabInputs, TabPrompt, render_tab_inputs
+from lowentropy.retrieval.secrets import is_secret_path
 
 from .documents import MAX_DOCUMENT_CHARS, LineIndex, codepoints_to_utf16, utf16_to_codepoints
 from .postprocess import CursorContext, block_finished, heal_prompt, postprocess, unheal
@@ -75,6 +76,9 @@ def locate(
     text = doc.source
     if len(text) > MAX_DOCUMENT_CHARS or "\x00" in text[:8192]:
         log.info("no completion for %s: too large or binary", document.uri)
+        return None
+    if is_secret_path(to_fs_path(document.uri) or document.uri):  # .env, keys: never a prompt
+        log.info("no completion for %s: a credentials file", document.uri)
         return None
     state = ls.documents.get(document.uri)
     index = state.index(text)

@@ -184,27 +184,36 @@ class Walker:
                     )
             stack.extend(reversed(subdirs))
 
+    def excluded(self, rel: str) -> bool:
+        """Whether the walk leaves file `rel` out by its path (ignored, skipped, a secret)."""
+        parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        return bool(parent and self.excluded_dir(parent)) or self._skip_file(rel)
+
     def entry(self, rel: str) -> WalkEntry | None:
         """The entry for one file if the walk would yield it, else None."""
-        parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
-        if (parent and self.excluded_dir(parent)) or self._skip_file(rel):
+        if self.excluded(rel):
             return None
         path = self.root / rel
         try:
             st = path.lstat()
         except OSError:
             return None
+        if os.path.realpath(path) != str(path):  # a symlinked folder on the way: not walked
+            return None
         if not stat.S_ISREG(st.st_mode) or st.st_size > self.config.max_file_bytes:
             return None
         return WalkEntry(rel=rel, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
     def relative(self, path: str | os.PathLike[str]) -> str | None:
-        """`path` relative to the root in POSIX form, or None when it lies outside."""
+        """Where `path` really is, relative to the root in POSIX form; None when outside.
+
+        Symlinks are resolved first: `etc_link/passwd` with `etc_link -> /etc` lies outside,
+        as the walk (which never follows a symlink) would also keep it out."""
         p = Path(path)
         if not p.is_absolute():
             p = self.root / p
         try:
-            rel = Path(os.path.normpath(p)).relative_to(self.root)
+            rel = Path(os.path.realpath(p)).relative_to(self.root)
         except ValueError:
             return None
         return rel.as_posix() if str(rel) != "." else ""

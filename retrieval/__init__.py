@@ -18,6 +18,7 @@ from lowentropy.retrieval.secrets import (
     contains_secret,
     find_secrets,
     is_secret_path,
+    mask_secrets,
     redact_secrets,
 )
 from lowentropy.retrieval.store_errors import StoreUnavailableError
@@ -64,6 +65,7 @@ __all__ = [
     "find_secrets",
     "is_secret_path",
     "language_for",
+    "mask_secrets",
     "path_role",
     "rank_candidates",
     "read_text",

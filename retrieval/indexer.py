@@ -45,6 +45,7 @@ from lowentropy.retrieval.config import (
 from lowentropy.retrieval.embed_cache import EmbeddingCache
 from lowentropy.retrieval.merkle import FileLeaf, MerkleTree, diff, file_hash
 from lowentropy.retrieval.search import Reranker, Searcher
+from lowentropy.retrieval.secrets import mask_secrets
 from lowentropy.retrieval.store import ChunkStore
 from lowentropy.retrieval.store_errors import StoreUnavailableError, store_errors
 from lowentropy.retrieval.types import (
@@ -350,7 +351,8 @@ class Index:
                     self._excluded[rel] = file_hash(data)
                 leaves.pop(rel, None)
                 continue
-            file_chunks = chunk_file(rel, text, self.config.chunk)
+            # Weaker signs of a secret (a URL's password) are masked, same length.
+            file_chunks = chunk_file(rel, mask_secrets(text), self.config.chunk)
             hashes[rel] = file_hash(data)
             leaf = leaves[rel]
             leaves[rel] = attrs.evolve(leaf, hash=hashes[rel], chunks=len(file_chunks))

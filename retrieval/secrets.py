@@ -3,8 +3,18 @@
 Two checks, both cheap and conservative: `is_secret_path` looks at a file's
 name (dotenv files, keys, credential files) and `contains_secret` at its text
 (private-key blocks, well-known token shapes, high-entropy values assigned to
-secret-sounding names). A file that fails either is never read into the index;
-the server uses the same functions before putting text into a prompt.
+secret-sounding names). A file that fails either is never read into the index.
+
+`find_secrets` also finds weaker signs that are worth hiding but not worth losing
+a whole file over: the password in a URL (`postgres://user:PASSWORD@host/db`) and
+any literal assigned to a password-named variable (`password = "hunter2"`).
+`mask_secrets` overwrites every span it finds with `*` of the same length (line
+breaks kept, so ranges stay true): the index stores masked text, and the server
+masks every prompt it sends (`server/redaction.py`).
+
+Hand-written regexes rather than detect-secrets: that library scans line by line
+through a plugin registry configured by global state, several times slower than
+the one pass here, which runs on every prompt.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import re
 from collections import Counter
 from pathlib import PurePath
 
-__all__ = ["contains_secret", "find_secrets", "is_secret_path", "redact_secrets"]
+__all__ = ["contains_secret", "find_secrets", "is_secret_path", "mask_secrets", "redact_secrets"]
 
 # Matched against the file name, lower-cased.
 _SECRET_NAME = re.compile(
@@ -70,6 +80,27 @@ _SECRET_WORD = re.compile(
     r"(?i)secret|token|passw(?:or)?d|pwd|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key"
     r"|credential"
 )
+# A whole private-key block, for masking (the header alone already flags the text).
+_KEY_BLOCK = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END [A-Z0-9 ]+-----|\Z)",
+    re.S,
+)
+# The password of a URL's userinfo: scheme://user:PASSWORD@host.
+_URL_PASSWORD = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:([^\s/@'\"]+)@")
+# A literal assigned to a password-named variable or key, whatever it looks like.
+_PASSWORD_NAME = r"(?:passw(?:or)?d|passwd|pwd|passphrase|_pass)(?:s|\d)?"
+_PASSWORD_LITERAL = re.compile(
+    rf"(?i){_PASSWORD_NAME}[\"']?[ \t]*(?::=|=|:)[ \t]*([\"'])([^\"'\n]{{1,200}})\1"
+)
+# The same unquoted, alone on its line as in dotenv, YAML and INI files (`DB_PASS: s3cr3t`).
+_PASSWORD_LINE = re.compile(
+    rf"(?im)^[ \t]*(?:export[ \t]+)?[\w.-]*{_PASSWORD_NAME}[ \t]*[:=][ \t]*"
+    r"([^\s\"'#]{1,200})[ \t]*$"
+)
+# An unquoted value that is a name or a call is code (`password = self.password`).
+_CODE_VALUE = re.compile(r"[A-Za-z_]+(?:\.[A-Za-z_]\w*)*|.*[()\[\]{}].*")
+# Values that only stand for a password: templates, environment lookups, masks.
+_PLACEHOLDER = re.compile(r"^(?:[<{$%*].*|.*[}>]|\*+|x+|\.\.\.|none|null|true|false)$", re.I)
 _NAME_LIKE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[A-Za-z]{2,}(?:_[A-Za-z]{2,})+")
 _MIN_ENTROPY_BITS = 3.5  # bits per character; English words and paths stay below
 
@@ -124,9 +155,30 @@ def _secret_assignments(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _weak_secrets(text: str) -> list[tuple[int, int]]:
+    """Passwords in URLs and password-named literals: masked, but no reason to skip a file."""
+    spans: list[tuple[int, int]] = []
+    if "://" in text:
+        spans.extend(
+            m.span(1) for m in _URL_PASSWORD.finditer(text) if not _PLACEHOLDER.match(m[1])
+        )
+    spans.extend(
+        m.span(2) for m in _PASSWORD_LITERAL.finditer(text) if not _PLACEHOLDER.match(m[2])
+    )
+    spans.extend(
+        m.span(1)
+        for m in _PASSWORD_LINE.finditer(text)
+        if not _PLACEHOLDER.match(m[1]) and not _CODE_VALUE.fullmatch(m[1])
+    )
+    return spans
+
+
 def find_secrets(text: str) -> list[tuple[int, int]]:
-    """Character spans of secret-looking strings in `text`."""
-    spans = sorted([m.span() for m in _TOKENS.finditer(text)] + _secret_assignments(text))
+    """Character spans of secret-looking strings in `text` (weak signs included)."""
+    spans = [m.span() for m in _TOKENS.finditer(text)] + _secret_assignments(text)
+    if "PRIVATE KEY" in text:
+        spans.extend(m.span() for m in _KEY_BLOCK.finditer(text))
+    spans = sorted(spans + _weak_secrets(text))
     merged: list[tuple[int, int]] = []
     for start, end in spans:  # a token may also be an assigned value: one span
         if merged and start <= merged[-1][1]:
@@ -148,6 +200,24 @@ def redact_secrets(text: str, replacement: str = "[REDACTED]") -> str:
     for start, end in find_secrets(text):
         out.append(text[last:start])
         out.append(replacement)
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every secret-looking span overwritten by `*` of the same length.
+
+    Line breaks stay, so offsets, lines and ranges computed on the result are true
+    of the original: the index stores this text, and every prompt goes out so."""
+    spans = find_secrets(text)
+    if not spans:
+        return text
+    out: list[str] = []
+    last = 0
+    for start, end in spans:
+        out.append(text[last:start])
+        out.append(re.sub(r"[^\r\n]", "*", text[start:end]))
         last = end
     out.append(text[last:])
     return "".join(out)

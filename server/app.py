@@ -26,6 +26,7 @@ from .documents import DocumentState
 from .model_setup import prepare_packaged_models
 from .next_edit import feature as next_edit
 from .ordered_sync import OrderedSyncProtocol
+from .privacy import private_reason
 from .settings import Settings, SettingsError, resolve, unwrap
 from .stats import TabStats
 from .trust import settings_sources
@@ -200,7 +201,8 @@ def did_open(ls: LowEntropyServer, params: types.DidOpenTextDocumentParams) -> N
     state.version = params.text_document.version
     state.language_id = params.text_document.language_id
     ls.tab.schedule_warm(params.text_document.uri, 0.0)
-    ls.next_edits.opened(params.text_document.uri)
+    if private_reason(ls, params.text_document.uri) is None:  # its edits may go in prompts
+        ls.next_edits.opened(params.text_document.uri)
 
 
 def did_change(ls: LowEntropyServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -222,7 +224,8 @@ def did_change(ls: LowEntropyServer, params: types.DidChangeTextDocumentParams) 
                     target_line, min(col, len(index.line(target_line)))
                 )
     ls.tab.schedule_warm(uri, ls.settings.completion.warm_delay_ms / 1000)
-    ls.next_edits.changed(uri, params.text_document.version)
+    if private_reason(ls, uri) is None:
+        ls.next_edits.changed(uri, params.text_document.version)
     ls.index.schedule([uri])
 
 

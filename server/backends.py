@@ -17,6 +17,8 @@ from lowentropy.models.types import Generator, Role, Tokenizer
 from lowentropy.prompts.fim import FimTemplate, get_template, guess_template
 from lowentropy.prompts.renderer import Renderer
 
+from .redaction import RedactingGenerator, RedactingTokenizer, unwrap_generator
+
 log = logging.getLogger(__name__)
 
 
@@ -53,19 +55,29 @@ class Backends:
             old, self._built[role] = self._built.get(role), fresh
             if (
                 old is not None
-                and old.generator is not fresh.generator
+                and unwrap_generator(old.generator) is not unwrap_generator(fresh.generator)
                 and not self._in_use(old.generator)
             ):
                 await old.generator.aclose()
             return fresh
 
     def _in_use(self, generator: Generator) -> bool:
-        return any(b.generator is generator for b in self._built.values())
+        inner = unwrap_generator(generator)
+        return any(unwrap_generator(b.generator) is inner for b in self._built.values())
 
     def loaded(self) -> dict[Role, RoleBackend]:
         return dict(self._built)
 
     async def _build(self, role: Role, config: RoleConfig) -> RoleBackend:
+        """The role's backend; every prompt and token count it sees is masked (redaction.py)."""
+        backend = await self._build_plain(role, config)
+        backend.generator = RedactingGenerator(backend.generator)
+        if backend.blocking_tokenizer:  # counts on the endpoint (/tokenize) send text too
+            backend.tokenizer = RedactingTokenizer(backend.tokenizer)
+            backend.renderer = Renderer.for_tokenizer(backend.tokenizer)
+        return backend
+
+    async def _build_plain(self, role: Role, config: RoleConfig) -> RoleBackend:
         # The apply role's `template` names its apply prompt format, not a FIM template.
         fim_name = None if role == "apply" else config.template
         if config.embedded:
@@ -107,9 +119,10 @@ class Backends:
     async def aclose(self) -> None:
         seen: set[int] = set()
         for backend in self._built.values():
-            if id(backend.generator) not in seen:
-                seen.add(id(backend.generator))
+            generator = unwrap_generator(backend.generator)
+            if id(generator) not in seen:
+                seen.add(id(generator))
                 # The embedded engine is process-wide and outlives one server's settings.
-                if type(backend.generator).__name__ != "EmbeddedEngine":
-                    await backend.generator.aclose()
+                if type(generator).__name__ != "EmbeddedEngine":
+                    await generator.aclose()
         self._built.clear()

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from lowentropy.retrieval import contains_secret, find_secrets, is_secret_path, redact_secrets
+from lowentropy.retrieval import (
+    contains_secret,
+    find_secrets,
+    is_secret_path,
+    mask_secrets,
+    redact_secrets,
+)
 
 # Built at run time so no scanner flags this file itself.
 FAKE_GITHUB = "ghp_" + "a1B2c3D4e5" * 4
@@ -71,7 +77,6 @@ def test_secret_text(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        'password = "hunter2"',  # short: not token-shaped
         'api_key = "<your-api-key-here>"',
         "api_key = os.environ['OPENAI_API_KEY']",
         'name = "some_long_identifier_name"',
@@ -82,6 +87,21 @@ def test_secret_text(text: str) -> None:
 def test_ordinary_text(text: str) -> None:
     assert not contains_secret(text)
     assert redact_secrets(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('password = "hunter2"', "hunter2"),
+        ('DATABASE_URL = "postgres://app:pw4orders@db/app"', "pw4orders"),
+        ("DB_PASS: s3cr3tpw", "s3cr3tpw"),
+    ],
+)
+def test_weak_secrets_are_masked_but_keep_the_file(text: str, secret: str) -> None:
+    """Short passwords and URL passwords: not worth losing a file from the index over."""
+    assert not contains_secret(text)
+    masked = mask_secrets(text)
+    assert secret not in masked and len(masked) == len(text)
 
 
 def test_find_secrets_spans_point_at_the_value() -> None:

@@ -1,0 +1,91 @@
+"""Every prompt leaves with its secrets masked, whichever feature built it.
+
+Tab, next edit, apply and chat each gather context their own way (the current
+buffer, other files' recent edits, retrieved chunks, files the user named); a
+token typed into any of them must not reach a backend, an HTTP one least of all.
+`RedactingGenerator` wraps a role's generator and runs `mask_secrets` over each
+prompt, warm prefix, prediction and message just before it is sent: one place,
+so no context path can forget it. Masking keeps lengths, so a prompt's shape
+(and a Tab prompt's KV-cache prefix) is the same for every keystroke.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+
+from lowentropy.models.types import ChatRequest, CompletionRequest, Generator, Tokenizer
+from lowentropy.retrieval.secrets import mask_secrets
+
+__all__ = ["RedactingGenerator", "RedactingTokenizer", "unwrap_generator"]
+
+
+def _mask(text: str | None) -> Any:
+    return None if text is None else mask_secrets(text)
+
+
+class RedactingGenerator:
+    """A generator whose every request has its secrets masked first."""
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def stream_completion(self, req: CompletionRequest) -> AsyncIterator[str]:
+        return self.inner.stream_completion(
+            attrs.evolve(
+                req,
+                prompt=mask_secrets(req.prompt),
+                stable_prefix=mask_secrets(req.stable_prefix),
+                prediction=_mask(req.prediction),
+            )
+        )
+
+    def stream_chat(self, req: ChatRequest) -> AsyncIterator[str]:
+        messages = tuple(attrs.evolve(m, content=mask_secrets(m.content)) for m in req.messages)
+        return self.inner.stream_chat(
+            attrs.evolve(
+                req,
+                messages=messages,
+                stable_prefix=mask_secrets(req.stable_prefix),
+                prediction=_mask(req.prediction),
+                assistant_prefix=mask_secrets(req.assistant_prefix),
+            )
+        )
+
+    async def warm(self, prefix: str) -> None:
+        await self.inner.warm(mask_secrets(prefix))
+
+    def tokenizer(self) -> Tokenizer:
+        return self.inner.tokenizer()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        # Backend-specific extras (stats, health, has_chat_template) pass through.
+        return getattr(self.inner, name)
+
+
+def unwrap_generator(generator: Generator) -> Generator:
+    """The generator inside a `RedactingGenerator` (or the generator itself)."""
+    return generator.inner if isinstance(generator, RedactingGenerator) else generator
+
+
+class RedactingTokenizer:
+    """Counts tokens of the masked text: a remote `/tokenize` never sees a secret either."""
+
+    def __init__(self, inner: Tokenizer) -> None:
+        self.inner = inner
+
+    @property
+    def exact(self) -> bool:
+        return self.inner.exact
+
+    def count(self, text: str) -> int:
+        return self.inner.count(mask_secrets(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

@@ -54,14 +54,6 @@ class ChatRequest:
     assistant_prefix: str = ""
 
 
-@attrs.frozen(kw_only=True)
-class TokenCount:
-    """A token count and whether it came from a real tokenizer."""
-
-    tokens: int
-    exact: bool
-
-
 @runtime_checkable
 class Tokenizer(Protocol):
     """Synchronous token counting, cheap enough for the prompt renderer."""

@@ -251,16 +251,6 @@ class IndexService:
             )
             self._fill(paths)
 
-    async def wait_idle(self) -> None:
-        """Wait for the initial sync and any scheduled re-sync to finish (tests, CLI)."""
-        if self.initial_sync is not None:
-            await asyncio.wait([self.initial_sync])
-        if self._timer is not None:
-            self._timer.cancel()
-            self._kick()
-        if self._runner is not None:
-            await asyncio.wait([self._runner])
-
     # ---- queries -------------------------------------------------------------------------
 
     def require(self) -> Index:

@@ -651,6 +651,27 @@ def test_a_rewrite_that_invents_a_line_fails() -> None:
     assert not check.ok and check.reason and "neither" in check.reason
 
 
+def test_a_rewrite_that_changes_spacing_the_sketch_elides_fails() -> None:
+    """The packaged Qwen 0.5B dropped one of the two blank lines before the next function
+    (`lowentropy apply` on shapes.py): a whitespace edit nobody asked for, refused."""
+    region = AREA + "\n\ndef perimeter(width, height):\n    return 2 * (width + height)\n"
+    fixed = region.replace("if width < 0:", "if width <= 0:")
+    assert verify_rewrite(region, SKETCH, fixed).ok
+    for changed in (
+        fixed.replace("\n\n\ndef", "\n\ndef"),
+        fixed.replace("\n\n\ndef", "\n\n\n\ndef"),
+    ):
+        check = verify_rewrite(region, SKETCH, changed)
+        assert not check.ok and check.reason and "blank line" in check.reason
+    # spacing the sketch shows is the sketch's to change
+    shown = (
+        "def area(width, height):\n    # ... existing code ...\n    if width <= 0:\n"
+        '        raise ValueError("width")\n    return width * height\n\n'
+        "def perimeter(width, height):\n    # ... existing code ...\n"
+    )
+    assert verify_rewrite(region, shown, fixed.replace("\n\n\ndef", "\n\ndef")).ok
+
+
 def test_a_deletion_the_sketch_shows_passes_and_one_it_hides_fails() -> None:
     without_check = AREA.replace('    if width < 0:\n        raise ValueError("width")\n', "")
     shown = '    # ... existing code ...\n    """The area."""\n    return width * height\n'

@@ -23,8 +23,9 @@ MODULES = ["json/encoder.py", "contextlib.py", "urllib/parse.py", "threading.py"
 DEPTHS = ["column-0", "header", "body", "deeper"]
 
 
-def _functions(source: str) -> list[tuple[int, int, int]]:
-    """(header line, first statement after the docstring, end) of one-line-header functions."""
+def _functions(source: str) -> list[tuple[int, int, int, int]]:
+    """(header line, the line after the first statement after the docstring, end, that
+    statement's column) of one-line-header functions."""
     lines = source.split("\n")
     found = []
     for node in ast.walk(ast.parse(source)):
@@ -35,7 +36,7 @@ def _functions(source: str) -> list[tuple[int, int, int]]:
         if not body or not lines[header].rstrip().endswith(":") or node.decorator_list:
             continue
         if 14 <= node.end_lineno - header <= 80 and body[0].end_lineno is not None:
-            found.append((header, body[0].end_lineno, node.end_lineno))
+            found.append((header, body[0].end_lineno, node.end_lineno, body[0].col_offset))
     return sorted(found)[:6]
 
 
@@ -54,8 +55,8 @@ def _cases(form: str, depth: str) -> list[tuple[str, str, str]]:
     for module in MODULES:
         source = (STDLIB / module).read_text(encoding="utf-8")
         lines = source.split("\n")
-        for header, at, _end in _functions(source):
-            body = _indent(lines[at])
+        for header, at, _end, column in _functions(source):
+            body = " " * column  # (the line at `at` may be blank or the next definition's)
             new_line = f"{body}_trace({lines[header].split('(')[0].split()[-1]!r})"
             expected = "\n".join([*lines[:at], new_line, *lines[at:]])
             mark = _marker(depth, _indent(lines[header]), body)
@@ -81,7 +82,10 @@ def test_a_marker_never_loses_the_lines_it_stands_for(form: str, depth: str) -> 
         assert plan.result in (expected, None), sketch
         if plan.result is None:
             assert plan.reason, sketch
-            assert not placeable or "equally well" in plan.reason, (sketch, plan.reason)
+            # (or a merge verification refuses: a sketch's blank line after a function's last
+            # statement, before a marker, is still added beside the original's blank line)
+            allowed = ("equally well", "failed verification")
+            assert not placeable or any(a in plan.reason for a in allowed), (sketch, plan.reason)
         exact += plan.result == expected
     assert exact >= (len(cases) - 2 if placeable else len(cases) // 2), (form, depth, exact)
 

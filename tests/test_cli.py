@@ -265,5 +265,6 @@ def test_apply_prints_the_diff_of_a_chat_answer_and_writes_with_write(tmp_path: 
     )
     assert refused.returncode == 1 and "nothing applied" in refused.stderr
     assert "unrelated" in refused.stderr  # the reason names the lines that fit nowhere
+    assert refused.stdout == ""  # no diff for an edit that is not verified
     empty = subprocess.run(command, input="  \n", capture_output=True, text=True, timeout=60)
     assert empty.returncode == 2 and "empty" in empty.stderr

@@ -5,9 +5,9 @@
 
 The answer is what a chat model wrote: a bare sketch, or prose with fenced blocks (the
 block for FILE is picked as the server picks it). The server runs in this process, as for
-`lowentropy complete`; its unified diff goes to stdout. Exit status: 0 when the edit is
-verified (written with --write), 1 when it is refused (the reason on stderr), 2 for a
-usage error. The edit is the server's minimal TextEdits, applied here as an editor would.
+`lowentropy complete`; the unified diff of a verified edit goes to stdout. Exit status: 0
+when the edit is verified (written with --write), 1 when it is refused (the reason on
+stderr, no diff), 2 for a usage error. The edit is the server's minimal TextEdits, applied here as an editor would.
 """
 
 from __future__ import annotations
@@ -108,10 +108,10 @@ def run(args: argparse.Namespace) -> int:
         print("lowentropy apply: the answer on stdin is empty", file=sys.stderr)
         return 2
     result = apply_answer(args.file, answer, args.root)
-    sys.stdout.write(result.get("diff", ""))
-    if not result.get("verified"):
+    if not result.get("verified"):  # an unverified diff is not shown as if it were the edit
         print(f"lowentropy apply: nothing applied: {result.get('reason')}", file=sys.stderr)
         return 1
+    sys.stdout.write(result.get("diff", ""))
     if args.write:
         text = args.file.read_text(encoding="utf-8")
         args.file.write_text(apply_text_edits(text, _edits(result)), encoding="utf-8")

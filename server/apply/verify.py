@@ -302,6 +302,24 @@ def _shows(run: _Run, chain: list[str], at_start: bool, at_end: bool, raw: bool 
     return False
 
 
+def _blank_count(texts: list[str] | tuple[str, ...]) -> int:
+    return sum(1 for t in texts if not t.strip())
+
+
+def _blanks_shown(new: tuple[str, ...], j1: int, j2: int, runs: list[_Run]) -> bool:
+    """Whether the update shows new lines [j1, j2) with the non-blank lines around them, blank
+    lines and all: spacing a model changes where the sketch elides is a whitespace edit nobody
+    asked for (whitespace drift in the sketch itself never reaches the merge)."""
+    p = j1 - 1
+    while p >= 0 and not new[p].strip():
+        p -= 1
+    q = j2
+    while q < len(new) and not new[q].strip():
+        q += 1
+    chain = [t.strip() for t in new[max(p, 0) : min(q + 1, len(new))]]
+    return any(_shows(run, chain, p < 0, q >= len(new), raw=True) for run in runs)
+
+
 class DriftGuard:
     """Stops a streaming rewrite at its first line that is in neither the region nor the update.
 
@@ -380,6 +398,14 @@ def verify_rewrite(original_region: str, update: str, rewritten: str) -> Verific
     if not parsed.has_markers:
         return Verification(ok=True)
     runs = _sketch_runs(update, original_region)
+    for tag, i1, i2, j1, j2 in opcodes:
+        change = _blank_count(new.text[j1:j2]) - _blank_count(old.text[i1:i2])
+        if tag != "equal" and change and not _blanks_shown(new.text, j1, j2, runs):
+            what = "adds" if change > 0 else "drops"
+            return _fail(
+                f"the rewrite {what} {abs(change)} blank line(s) near rewritten line {j1 + 1} "
+                "where the sketch does not show that spacing"
+            )
     for tag, i1, i2, j1, j2 in opcodes:
         if tag not in ("replace", "delete"):
             continue

@@ -86,6 +86,12 @@ class LowEntropyServer(LanguageServer):
 
         serve_stdio(self, stdin, stdout)
 
+    def start_tcp(self, host: str, port: int) -> None:
+        """Serve one session over TCP, opened only with the token in a 0600 file (tcp.py)."""
+        from .tcp import serve_tcp
+
+        serve_tcp(self, host, port)
+
     # ---- configuration -------------------------------------------------------------------
 
     def apply_settings_layer(self, name: str, raw: Any) -> bool:

@@ -60,8 +60,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sys.setswitchinterval(0.0005)
     server = create_server()
     if args.tcp:
+        from .tcp import serve_tcp
+
         host, port = args.tcp
-        server.start_tcp(host, port)
+        serve_tcp(server, host, port, token_file=args.token_file)
     else:
         stdin, stdout = _protocol_streams()
         server.start_io(stdin, stdout)
@@ -142,7 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--tcp",
         type=parse_host_port,
         metavar="[HOST:]PORT",
-        help="listen on TCP (host defaults to 127.0.0.1)",
+        help="listen on TCP (host defaults to 127.0.0.1): one session, opened with the token "
+        "written to --token-file (see SECURITY.md)",
+    )
+    serve.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="where --tcp writes its session token, mode 0600 (default: "
+        "$XDG_RUNTIME_DIR/lowentropy/tcp-PORT.token)",
     )
     serve.add_argument(
         "--stdio",

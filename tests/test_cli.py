@@ -59,8 +59,15 @@ def test_complete_prints_the_suggestion(tmp_path: Path) -> None:
 
 async def test_serve_tcp_listens_on_loopback_and_answers(tmp_path: Path) -> None:
     port = free_port()
+    token_file = tmp_path / "token"
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "serve", "--tcp", str(port), stderr=asyncio.subprocess.DEVNULL
+        *CLI,
+        "serve",
+        "--tcp",
+        str(port),
+        "--token-file",
+        str(token_file),
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         for _ in range(100):
@@ -74,9 +81,12 @@ async def test_serve_tcp_listens_on_loopback_and_answers(tmp_path: Path) -> None
         assert local == [f"0100007F:{port:04X}"]
         client = LanguageClient("test", "0")
         await client.start_tcp("127.0.0.1", port)
+        # The session opens with the token the server wrote (tests/test_security_tcp.py).
         result = await client.initialize_async(
             types.InitializeParams(
-                capabilities=types.ClientCapabilities(), root_uri=tmp_path.as_uri()
+                capabilities=types.ClientCapabilities(),
+                root_uri=tmp_path.as_uri(),
+                initialization_options={"tcpToken": token_file.read_text().strip()},
             )
         )
         assert result.capabilities.inline_completion_provider is not None

@@ -45,6 +45,11 @@ class RoleConfig:
     # and probes it back in after `probe_interval` seconds.
     failure_threshold: int = 2
     probe_interval: float = 5.0
+    # How the pool spreads requests over endpoints (models/pool.py): "affinity" (the least
+    # loaded of the stable prefix's first `affinity_choices` rendezvous replicas),
+    # "round_robin" or "least_loaded".
+    routing: str = "affinity"
+    affinity_choices: int = 2
     n_ctx: int = 4096
     n_threads: int | None = None
 

@@ -1,10 +1,15 @@
 """Several replicas of one role's model behind one Generator.
 
-Routing: rendezvous (highest-random-weight) hashing of `stable_prefix` over the
-healthy replicas, so a document keeps hitting the replica whose KV cache holds
-its prefix, and only the documents of a replica that leaves move. Without a
-prefix, or when the chosen replica is saturated, the least-loaded healthy
-replica takes the request.
+Routing (`routing`, default "affinity"): rendezvous (highest-random-weight) hashing of
+`stable_prefix` orders the healthy replicas for each prefix; the least loaded (streams
+in flight) of its first `affinity_choices` (2) takes the request, the first on a tie. So
+a document keeps hitting the replicas whose KV caches hold its prefix, a busy one sheds
+load to the prefix's other replica (which has it cached too) rather than queueing, and
+only the documents of a replica that leaves move. Without a prefix the least-loaded
+healthy replica takes it. "round_robin" and "least_loaded" ignore the prefix (a router
+in front that routes on its own, or replicas without prefix caching). bench/route.py
+chose this on replayed multi-user traces (issue 18; README, Scaling). The loads are the
+ones this client sees: for one editor the first choice nearly always wins.
 
 Health: `failure_threshold` consecutive failures take a replica out; once
 `probe_interval` seconds have passed a background probe (GET /v1/models) lets
@@ -39,6 +44,10 @@ from lowentropy.models.types import ChatRequest, CompletionRequest, Tokenizer
 
 log = logging.getLogger(__name__)
 
+ROUTINGS = ("affinity", "round_robin", "least_loaded")
+# Chosen by bench/route.py (issue 18): affinity picks among the prefix's top two replicas.
+DEFAULT_AFFINITY_CHOICES = 2
+
 
 def rendezvous_score(prefix_digest: bytes, replica_key: str) -> int:
     """The HRW weight of a replica for a prefix; the highest score wins."""
@@ -48,6 +57,20 @@ def rendezvous_score(prefix_digest: bytes, replica_key: str) -> int:
 
 def prefix_digest(stable_prefix: str) -> bytes:
     return hashlib.blake2b(stable_prefix.encode("utf-8"), digest_size=16).digest()
+
+
+def rendezvous_order(prefix_digest: bytes, keys: Sequence[str]) -> list[int]:
+    """Indexes of `keys`, the prefix's preferred replica first (highest HRW score)."""
+    scores = [rendezvous_score(prefix_digest, key) for key in keys]
+    return sorted(range(len(keys)), key=lambda i: scores[i], reverse=True)
+
+
+def affinity_choice(order: Sequence[int], loads: Sequence[int], choices: int) -> int:
+    """The least loaded of the prefix's first `choices` replicas in rendezvous `order`, the
+    earlier on a tie (power of d choices among the prefix's own replicas): a prefix lives on
+    at most `choices` replicas, so each of them keeps it cached, and a hot one sheds load."""
+    top = order[: max(1, choices)]
+    return min(top, key=lambda i: loads[i])
 
 
 def counts_against_replica(exc: BackendError) -> bool:
@@ -107,19 +130,31 @@ class Pool:
         name: str = "pool",
         failure_threshold: int = 2,
         probe_interval: float = 5.0,
-        saturation: int = 4,
+        routing: str = "affinity",
+        affinity_choices: int = DEFAULT_AFFINITY_CHOICES,
         probe_wait: float = 2.0,
         owned_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not backends:
             raise BackendConfigError(f"{name}: a pool needs at least one endpoint")
+        if routing not in ROUTINGS:
+            raise BackendConfigError(
+                f"{name}: routing {routing!r} is not one of {', '.join(ROUTINGS)}"
+            )
+        if affinity_choices < 1:
+            raise BackendConfigError(
+                f"{name}: affinityChoices must be at least 1, got {affinity_choices}"
+            )
         self.name = name
         self.replicas = [Replica(b) for b in backends]
         self.failure_threshold = max(1, failure_threshold)
         self.probe_interval = probe_interval
-        # a replica with this many streams in flight sends new work elsewhere
-        self.saturation = saturation
+        self.routing = routing
+        # affinity: how many of a prefix's rendezvous replicas share its requests (the
+        # least loaded takes each; 1 = always the first, however busy)
+        self.affinity_choices = affinity_choices
+        self._turn = 0  # round_robin's next replica
         # how long a request waits for due probes when every replica is out
         self.probe_wait = probe_wait
         self._owned_client = owned_client  # closed by aclose (from_config made it)
@@ -141,6 +176,8 @@ class Pool:
             name=name,
             failure_threshold=role.failure_threshold,
             probe_interval=role.probe_interval,
+            routing=role.routing,
+            affinity_choices=role.affinity_choices,
             owned_client=owned,
         )
 
@@ -226,18 +263,16 @@ class Pool:
         candidates = [r for r in self.replicas if r.healthy and r not in exclude]
         if not candidates:
             return None
-        least = min(candidates, key=lambda r: r.in_flight)
-        if not stable_prefix:
-            return least
-        digest = prefix_digest(stable_prefix)
-        owner = max(candidates, key=lambda r: rendezvous_score(digest, r.key))
-        if (
-            not for_warm
-            and owner.in_flight >= self.saturation
-            and least.in_flight < owner.in_flight
-        ):
-            return least
-        return owner
+        if self.routing == "round_robin":
+            self._turn += 1
+            return candidates[(self._turn - 1) % len(candidates)]
+        loads = [r.in_flight for r in candidates]
+        if not stable_prefix or self.routing == "least_loaded":
+            return candidates[loads.index(min(loads))]
+        order = rendezvous_order(prefix_digest(stable_prefix), [r.key for r in candidates])
+        if for_warm:
+            return candidates[order[0]]
+        return candidates[affinity_choice(order, loads, self.affinity_choices)]
 
     async def _pick(
         self,

@@ -23,7 +23,14 @@ from lowentropy.models.errors import (
     BackendUnavailable,
 )
 from lowentropy.models.http_backend import OpenAIBackend
-from lowentropy.models.pool import Pool, Replica, prefix_digest, rendezvous_score
+from lowentropy.models.pool import (
+    Pool,
+    Replica,
+    affinity_choice,
+    prefix_digest,
+    rendezvous_order,
+    rendezvous_score,
+)
 from lowentropy.models.types import CompletionRequest, Generator
 
 TIMEOUTS = Timeouts(connect=1.0, read=10.0, total=30.0)
@@ -90,23 +97,61 @@ async def test_same_stable_prefix_same_replica(
     assert warmed[expected[0]] == 1 and sum(warmed) == 1
 
 
-async def test_least_loaded_without_prefix_and_when_saturated(
+async def test_least_loaded_without_prefix_and_a_busy_replica_sheds_to_the_second_choice(
     llama_server: str, fault_server: FaultFactory, client: httpx.AsyncClient
 ) -> None:
     slow = await fault_server("drip", interval=0.05)  # a replica busy with an endless stream
-    pool = Pool([backend(slow.url, client), backend(llama_server, client)], saturation=1)
+    pool = Pool([backend(slow.url, client), backend(llama_server, client)])
     busy = pool.stream_completion(request())
     assert await busy.__anext__()  # slow replica now has one stream in flight
     assert pool.info()[0].in_flight == 1
     await run(pool, request())
     assert served(pool) == [0, 1], "no prefix: the idle replica takes it"
 
-    # a prefix owned by the busy replica spills over once it is saturated
+    # a prefix whose first choice is the busy replica goes to its second, the idle one
     prefix = next(p for p in (f"doc{i}" for i in range(100)) if owner(pool, p) == 0)
     await run(pool, request(prefix))
     assert served(pool) == [0, 2]
+    # with one choice it waits for its own replica, however busy
+    pool.affinity_choices = 1
+    second = pool.stream_completion(request(prefix))
+    assert await second.__anext__()
+    assert pool.info()[0].in_flight == 2
+    await second.aclose()
     await busy.aclose()
     assert pool.info()[0].in_flight == 0
+
+
+async def test_round_robin_and_least_loaded_ignore_the_prefix(
+    llama_server: str, fault_server: FaultFactory, client: httpx.AsyncClient
+) -> None:
+    proxy = await fault_server("proxy", upstream=llama_server)
+    pool = Pool([backend(llama_server, client), backend(proxy.url, client)], routing="round_robin")
+    for _ in range(4):
+        assert await run(pool, request("# one document\n"))
+    assert served(pool) == [2, 2]
+    with pytest.raises(BackendConfigError, match="routing 'nearest' is not one of"):
+        Pool([backend(llama_server, client)], routing="nearest")
+    with pytest.raises(BackendConfigError, match="affinityChoices must be at least 1"):
+        Pool([backend(llama_server, client)], affinity_choices=0)
+    # least_loaded: the proxy has one stream in flight, so the direct replica takes the rest
+    pool = Pool([backend(proxy.url, client), backend(llama_server, client)], routing="least_loaded")
+    busy = pool.stream_completion(request("# one document\n", max_tokens=32))
+    assert await busy.__anext__()
+    for _ in range(2):
+        assert await run(pool, request("# one document\n"))
+    assert served(pool) == [0, 2]
+    await busy.aclose()
+
+
+def test_affinity_choice_keeps_a_prefix_on_its_first_replicas() -> None:
+    order = [2, 0, 1]  # the prefix's rendezvous order
+    assert affinity_choice(order, [0, 0, 0], 2) == 2
+    assert affinity_choice(order, [1, 0, 1], 2) == 2, "a tie goes to the first choice"
+    assert affinity_choice(order, [0, 0, 1], 2) == 0, "a busier first choice sheds to the second"
+    assert affinity_choice(order, [0, 0, 1], 1) == 2, "one choice: always the first"
+    assert affinity_choice(order, [3, 0, 5], 2) == 0, "never beyond the prefix's choices"
+    assert affinity_choice(order, [3, 0, 5], 3) == 1
 
 
 async def test_refused_replica_is_taken_out_and_probed_back_in(
@@ -219,6 +264,7 @@ async def test_from_config_owns_a_client_when_given_none(llama_server: str) -> N
     )
     pool = Pool.from_config(role, name="tab")
     assert (pool.failure_threshold, pool.probe_interval) == (3, 1.5)
+    assert (pool.routing, pool.affinity_choices) == ("affinity", 2)
     assert [r.url for r in pool.info()] == [llama_server, llama_server]
     assert pool.tokenizer() is pool.replicas[0].backend.tokenizer()
     reports = await pool.health()
@@ -242,6 +288,8 @@ def test_rendezvous_moves_only_the_departed_replicas_documents() -> None:
     assert all(before[p] == keys[2] for p in moved)
     counts = [list(before.values()).count(k) for k in keys]
     assert min(counts) > 60, f"uneven spread {counts}"
+    # rendezvous_order agrees: its first choice is the highest score
+    assert all(keys[rendezvous_order(prefix_digest(p), keys)[0]] == before[p] for p in prefixes)
 
 
 async def test_replica_key_includes_model(client: httpx.AsyncClient) -> None:

@@ -19,6 +19,7 @@ import attrs
 import cattrs
 
 from lowentropy.models.config import EndpointConfig, RoleConfig
+from lowentropy.models.pool import ROUTINGS
 from lowentropy.models.types import ROLES, Role
 
 from .wire import camel, converter, describe_error
@@ -58,6 +59,8 @@ class WireRole:
     temperature: float | None = None
     failure_threshold: int | None = None
     probe_interval: float | None = None
+    routing: str | None = None  # the pool's: affinity | round_robin | least_loaded
+    affinity_choices: int | None = None
     n_ctx: int | None = None
     n_threads: int | None = None
 
@@ -198,7 +201,9 @@ def _resolve_role(base: RoleConfig, wire: WireRole | None) -> RoleConfig:
             read=wire.timeouts.read,
             total=wire.timeouts.total,
         )
-    for name in ("max_tokens", "failure_threshold", "n_ctx", "n_threads"):
+    if wire.routing is not None and wire.routing not in ROUTINGS:
+        raise SettingsError(f"routing: one of {', '.join(ROUTINGS)}, got {wire.routing!r}")
+    for name in ("max_tokens", "failure_threshold", "affinity_choices", "n_ctx", "n_threads"):
         value = getattr(wire, name)
         if value is not None and value <= 0:
             raise SettingsError(f"{camel(name)}: must be a positive integer, got {value}")
@@ -215,6 +220,8 @@ def _resolve_role(base: RoleConfig, wire: WireRole | None) -> RoleConfig:
         temperature=wire.temperature,
         failure_threshold=wire.failure_threshold,
         probe_interval=wire.probe_interval,
+        routing=wire.routing,
+        affinity_choices=wire.affinity_choices,
         n_ctx=wire.n_ctx,
         n_threads=wire.n_threads,
     )

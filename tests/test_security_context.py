@@ -33,7 +33,8 @@ DB_PASSWORD = "Sup3r" + "S3cretPw"
 PASSWORD = "hunter2" + "hunter"
 ENV_MARKER = "ENV_ONLY_" + "MARKER_7731"
 OUTSIDE = "OUTSIDE_" + "MARKER_4410"
-SECRETS = (TOKEN, DB_PASSWORD, PASSWORD, ENV_MARKER, OUTSIDE)
+IGNORED = "IGNORED_" + "MARKER_9032"
+SECRETS = (TOKEN, DB_PASSWORD, PASSWORD, ENV_MARKER, OUTSIDE, IGNORED)
 
 SETTINGS = (
     "import os\n\n"
@@ -78,6 +79,9 @@ def _workspace(root: Path, outside: Path) -> Path:
     (root / ".env").write_text(f"OPENAI_API_KEY={TOKEN}\n{ENV_MARKER}=1\n")
     (root / "settings.py").write_text(SETTINGS)
     (root / "app.py").write_text(APP)
+    (root / ".gitignore").write_text("scratch_local.py\n")
+    (root / "scratch_local.py").write_text("def scratch():\n    pass\n")
+    (root / "shapes.py").write_text("def area(w, h):\n    return w * h\n")
     return root
 
 
@@ -120,6 +124,7 @@ async def session(
             **QUIET_TAB,
             "tab": remote,
             "chat": remote,
+            "nextEdit": remote,
             "index": {"enabled": True, "syncDelayMs": 50},
         }
         async with lsp_client(root, options) as client:
@@ -223,3 +228,42 @@ async def test_symlinked_folders_outside_stay_out_of_index_search_and_chat(sessi
     if result is not None:
         reasons = {_get(i, "uri"): _get(i, "reason") for i in _get(result, "ignored")}
         assert set(reasons.values()) == {"outside the workspace"}
+
+
+def _change(client: LanguageClient, uri: str, version: int, text: str) -> None:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
+
+
+async def test_gitignored_and_credentials_edits_stay_out_of_next_edit_prompts(
+    session: Any,
+) -> None:
+    """Next edit's prompt carries recent edits of other files: a gitignored file's and a
+    `.env`'s never; an ordinary file's do (the control)."""
+    client, root, endpoint = session
+    ignored = _open(client, root / "scratch_local.py")
+    _change(client, ignored, 2, f"def scratch():\n    return '{IGNORED}'\n")
+    env = _open(client, root / ".env")
+    _change(client, env, 2, f"{ENV_MARKER}=2\n")
+    text = "def total(items):\n    s = 0\n    for x in items:\n        s += x\n    return s\n"
+    uri = _open(client, root / "totals.py", text)
+    # The last edit is in another file, and determines nothing: the model is asked.
+    shapes = _open(client, root / "shapes.py")
+    _change(client, shapes, 2, "def area(w, h):\n    return w * h  # PUBLIC_EDIT\n")
+    before = len(endpoint.requests)
+    try:
+        await _request(
+            client,
+            "lowentropy/nextEdit",
+            {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 8}},
+        )
+    except Exception:  # the recording endpoint answers 500
+        pass
+    sent = "\n".join(r.body.decode() for r in endpoint.requests[before:])
+    assert "PUBLIC_EDIT" in sent, [r.path for r in endpoint.requests[before:]]
+    for secret in SECRETS:
+        assert secret not in sent, secret

@@ -11,6 +11,7 @@ so no context path can forget it. Masking keeps lengths, so a prompt's shape
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,11 +20,25 @@ import attrs
 from lowentropy.models.types import ChatRequest, CompletionRequest, Generator, Tokenizer
 from lowentropy.retrieval.secrets import mask_secrets
 
-__all__ = ["RedactingGenerator", "RedactingTokenizer", "unwrap_generator"]
+__all__ = ["RedactingGenerator", "RedactingTokenizer", "mask", "unwrap_generator"]
+
+
+@functools.lru_cache(maxsize=16384)
+def _mask_line(line: str) -> str:
+    return mask_secrets(line)
+
+
+def mask(text: str) -> str:
+    """`mask_secrets`, a line at a time through a cache: a keystroke's prompt differs from
+    the last in a line or two, so only those are scanned. Every pattern but a private-key
+    block lies within one line; a text with a key block is scanned whole."""
+    if "PRIVATE KEY" in text:
+        return mask_secrets(text)
+    return "".join(_mask_line(line) for line in text.splitlines(keepends=True))
 
 
 def _mask(text: str | None) -> Any:
-    return None if text is None else mask_secrets(text)
+    return None if text is None else mask(text)
 
 
 class RedactingGenerator:
@@ -37,26 +52,26 @@ class RedactingGenerator:
         return self.inner.stream_completion(
             attrs.evolve(
                 req,
-                prompt=mask_secrets(req.prompt),
-                stable_prefix=mask_secrets(req.stable_prefix),
+                prompt=mask(req.prompt),
+                stable_prefix=mask(req.stable_prefix),
                 prediction=_mask(req.prediction),
             )
         )
 
     def stream_chat(self, req: ChatRequest) -> AsyncIterator[str]:
-        messages = tuple(attrs.evolve(m, content=mask_secrets(m.content)) for m in req.messages)
+        messages = tuple(attrs.evolve(m, content=mask(m.content)) for m in req.messages)
         return self.inner.stream_chat(
             attrs.evolve(
                 req,
                 messages=messages,
-                stable_prefix=mask_secrets(req.stable_prefix),
+                stable_prefix=mask(req.stable_prefix),
                 prediction=_mask(req.prediction),
-                assistant_prefix=mask_secrets(req.assistant_prefix),
+                assistant_prefix=mask(req.assistant_prefix),
             )
         )
 
     async def warm(self, prefix: str) -> None:
-        await self.inner.warm(mask_secrets(prefix))
+        await self.inner.warm(mask(prefix))
 
     def tokenizer(self) -> Tokenizer:
         return self.inner.tokenizer()
@@ -85,7 +100,7 @@ class RedactingTokenizer:
         return self.inner.exact
 
     def count(self, text: str) -> int:
-        return self.inner.count(mask_secrets(text))
+        return self.inner.count(mask(text))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -2,7 +2,7 @@
 
 Data: tests/data/next_edit/ (totals.py: a local rename; shapes.py + use_shapes.py: a
 signature change with a call in another file; calls.py: an argument deleted in one
-call; notes.py: an unrelated edit). Each test copies what it needs into its own
+call; notes.py: an unrelated edit, and a call replaced). Each test copies what it needs into its own
 workspace, so files on disk are the only other files the server can find.
 """
 
@@ -261,11 +261,11 @@ async def test_removed_parameter_edits_the_call_in_another_file(
 async def test_deleting_an_argument_predicts_the_next_matching_call(
     ne_client: LanguageClient, root: Path
 ) -> None:
-    """calls.py: `"debug", ` deleted from the first `report(...)` call -> the same argument
+    """calls.py: `VERBOSE, ` deleted from the first `report(...)` call -> the same argument
     of the next call goes; the answer comes from propagation, without the model."""
     ed = Editor(ne_client, root, "calls.py")
-    at = ed.text.index('"debug", ')
-    ed.replace(at, at + len('"debug", '), "")
+    at = ed.text.index("VERBOSE, ")
+    ed.replace(at, at + len("VERBOSE, "), "")
     before = await ne_stats(ne_client)
     result = await ed.next_edit(at)
     (edit,) = result["edits"]
@@ -279,15 +279,16 @@ async def test_deleting_an_argument_predicts_the_next_matching_call(
 
 
 async def test_unrelated_edit_gives_no_suggestion(ne_client: LanguageClient, root: Path) -> None:
-    """notes.py: a new comment line determines nothing: the model is asked and the answer is
-    empty (a confident suggestion or none at all)."""
+    """notes.py: a new comment line points nowhere: no candidate place is strong enough,
+    so the answer is empty at once (silence), without asking the model."""
     ed = Editor(ne_client, root, "notes.py")
     at = ed.text.index("def config_dir")
     ed.replace(at, at, "# Where the user's settings live.\n")
     before = await ne_stats(ne_client)
     result = await ed.next_edit(at + 10)
     after = await ne_stats(ne_client)
-    assert after["modelCalls"] == before["modelCalls"] + 1
+    assert after["modelCalls"] == before["modelCalls"]
+    assert after["silent"] == before["silent"] + 1
     assert result["edits"] == [] and result["jump"] is None
     ed.close()
 
@@ -295,17 +296,18 @@ async def test_unrelated_edit_gives_no_suggestion(ne_client: LanguageClient, roo
 async def test_edits_in_flight_never_produce_a_stale_edit(
     ne_client: LanguageClient, root: Path
 ) -> None:
-    """calls.py: the document changes while a prediction is being computed (the model is
-    thinking): the answer is empty. A request naming an old version is empty at once."""
-    ed = Editor(ne_client, root, "calls.py")
-    at = ed.text.index("import logging") + len("import logging")
-    ed.replace(at, at, "\n")
+    """notes.py: the document changes while a prediction is being computed (the model is
+    thinking about `def home():` after its one call was replaced): the answer is empty. A
+    request naming an old version is empty at once."""
+    ed = Editor(ne_client, root, "notes.py")
+    at = ed.text.index("home(), ")
+    ed.replace(at, at + len("home()"), "os.getcwd()")
     pending = asyncio.ensure_future(
         ne_client.protocol.send_request_async(NEXT_EDIT, ed.params(at + 1))
     )
     await asyncio.sleep(0.05)
-    first = ed.text.index('"debug", ')
-    ed.replace(first, first + len('"debug", '), "")  # would determine an edit...
+    first = ed.text.index("import os") + len("import os")
+    ed.replace(first, first, "_")  # a rename: would determine an edit...
     result = _plain(await pending)
     assert result["edits"] == [] and result["jump"] is None  # ...but not for the old text
     old = await ne_client.protocol.send_request_async(NEXT_EDIT, ed.params(first, ed.version - 1))
@@ -317,11 +319,12 @@ async def test_edits_in_flight_never_produce_a_stale_edit(
 
 
 async def test_newer_request_supersedes_older(ne_client: LanguageClient, root: Path) -> None:
-    """notes.py: two requests for one document while the model works: the older ends with
-    ServerCancelled (-32802), the newer answers."""
+    """notes.py: two requests for one document while the model works (`home()` replaced in
+    its one call: the place is `def home():`, whose edit the model is asked for): the
+    older ends with ServerCancelled (-32802), the newer answers."""
     ed = Editor(ne_client, root, "notes.py")
-    at = ed.text.index("import os") + len("import os")
-    ed.replace(at, at, "\n")
+    at = ed.text.index("home(), ")
+    ed.replace(at, at + len("home()"), "os.getcwd()")
     older = asyncio.ensure_future(
         ne_client.protocol.send_request_async(NEXT_EDIT, ed.params(at + 1))
     )

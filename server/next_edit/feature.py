@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -33,6 +34,7 @@ from ..wire import to_plain, unstructure
 from .diffs import Change
 from .history import EditHistory
 from .jump import Jump, WorkspaceFiles, apply_edits, next_jump
+from .locate import Located, locate
 from .predict import merge, model_prediction
 from .propagate import Candidate, Plan, order, plan, rename_elsewhere, signature_elsewhere
 
@@ -45,6 +47,13 @@ ACCEPT_COMMAND = "lowentropy.acceptNextEdit"
 LOCAL_PROPAGATION_DELAY_S = 0.1  # quiet time before propagating for inline completion
 NEARBY_LINES = 2  # a replacement this close to the cursor is offered as an inline completion
 PROMPT_BUDGET = 1536
+# The model's window at a located place: lines each side of it, the prompt's budget,
+# the recent edits shown, and the time it gets before the place alone is answered.
+WINDOW_LINES = 1
+WINDOW_PROMPT_BUDGET = 640
+WINDOW_EVENTS = 2
+MODEL_BUDGET_S = 1.0
+MAX_TIMINGS = 1000  # locate_ms entries kept in the stats
 
 
 class Superseded(JsonRpcException):
@@ -65,6 +74,10 @@ class NextEditStats:
     shown: int = 0
     prefetches: int = 0
     prefetch_hits: int = 0
+    silent: int = 0  # located nothing strong enough to show
+    jumps: int = 0  # a located place answered without an edit
+    model_late: int = 0  # the window's rewrite did not come within MODEL_BUDGET_S
+    locate_ms: list[float] = attrs.Factory(list)  # per located request (newest last)
 
 
 @attrs.frozen(kw_only=True)
@@ -233,11 +246,12 @@ class NextEdits:
 
     async def compute(self, uri: str, text: str, cursor: int) -> Prediction:
         """The prediction for `uri` reading `text` with the cursor at `cursor`."""
-        texts = {uri: text}
-        candidates: list[Candidate] = []
         site = self.history.last_site()
         site_text = self.history.text(site.uri) if site is not None else None
-        undo_of = None
+        if site is not None and site.uri == uri and site.after is site_text is text:
+            return await self._located(uri, text, cursor, site.before)
+        texts = {uri: text}
+        candidates: list[Candidate] = []
         if site is not None and site.after is site_text:
             language = self._language(site.uri)
             found: Plan = await asyncio.to_thread(plan, site.uri, site.before, site.after, language)
@@ -245,18 +259,55 @@ class NextEdits:
             candidates.extend(found.local)
             if found.search is not None and self.ls.root is not None:
                 candidates.extend(await self._elsewhere(found, site.uri, language, texts))
-            if site.uri == uri:
-                undo_of = site.before
         ordered = order(candidates, uri, cursor)
         if ordered:
             self.stats.propagated += 1
         # The model only when propagation determined no edit; places it found without
         # an edit (jump targets) then follow the model's edit (`merge`), never hide it.
         if self.use_model and not any(c.new is not None for c in ordered) and site is not None:
-            changes = await self._model(uri, text, cursor, undo_of)
+            changes = await self._model(uri, text, cursor, None)
             if changes:
                 ordered = merge(ordered, changes)
         return _prediction(uri, text, ordered, texts)
+
+    async def _located(self, uri: str, text: str, cursor: int, before: str) -> Prediction:
+        """The last edit was in this document: place first (`locate`, no model), then the edit
+        there: propagation's when it determined one, else the model rewriting a few lines
+        around the place within MODEL_BUDGET_S, else a jump to the place. Weak evidence and
+        no other file to go to: no answer (silence)."""
+        texts = {uri: text}
+        language = self._language(uri)
+        t0 = time.perf_counter()
+        found: Located = await asyncio.to_thread(locate, uri, before, text, language, cursor)
+        self.stats.locate_ms.append(round((time.perf_counter() - t0) * 1000, 1))
+        del self.stats.locate_ms[:-MAX_TIMINGS]
+        place = found.location
+        if place is not None and place.edits:
+            self.stats.propagated += 1
+            return _prediction(uri, text, list(place.edits), texts)
+        # No edit determined at the place (or no place): edits propagation determined in
+        # other files are certain, so they come before a place without one.
+        elsewhere: list[Candidate] = []
+        if found.plan.search is not None and self.ls.root is not None:
+            elsewhere = await self._elsewhere(found.plan, uri, language, texts)
+        if any(c.new is not None for c in elsewhere) or (place is None and elsewhere):
+            self.stats.propagated += 1
+            return _prediction(uri, text, order(elsewhere, uri, cursor), texts)
+        if place is None:
+            self.stats.silent += 1
+            return _prediction(uri, text, [], texts)
+        here = Candidate(uri=uri, start=place.offset, end=place.offset, new=None, reason="location")
+        if self.use_model:
+            changes = await self._model(uri, text, place.offset, before, window=True)
+            near = [
+                ch
+                for ch in changes
+                if abs(text.count("\n", 0, ch.start) - place.line) <= WINDOW_LINES + 1
+            ]
+            if near and len(near) == len(changes):
+                return _prediction(uri, text, merge([], changes), texts)
+        self.stats.jumps += 1
+        return _prediction(uri, text, [here], texts)
 
     async def _elsewhere(
         self, found: Plan, site_uri: str, language: str, texts: dict[str, str]
@@ -278,23 +329,33 @@ class NextEdits:
 
         return await asyncio.to_thread(scan)
 
-    async def _model(self, uri: str, text: str, cursor: int, undo_of: str | None) -> list[Change]:
+    async def _model(
+        self, uri: str, text: str, cursor: int, undo_of: str | None, *, window: bool = False
+    ) -> list[Change]:
+        """The model's rewrite around `cursor`; `window`: a few lines only, within
+        MODEL_BUDGET_S (past it there is no model edit: the place alone is answered)."""
         events = [(e.path, e.diff) for e in self.history.events()]
         if not events:
             return []
         backend = await self.ls.backends.get("nextEdit", self.ls.settings.role("nextEdit"))
         self.stats.model_calls += 1
-        outcome = await model_prediction(
-            backend,
-            uri=uri,
-            text=text,
-            cursor=cursor,
-            path=self._path(uri),
-            language=self._language(uri),
-            events=events,
-            undo_of=undo_of,
-            budget=PROMPT_BUDGET,
-        )
+        try:
+            async with asyncio.timeout(MODEL_BUDGET_S if window else None):
+                outcome = await model_prediction(
+                    backend,
+                    uri=uri,
+                    text=text,
+                    cursor=cursor,
+                    path=self._path(uri),
+                    language=self._language(uri),
+                    events=events[-WINDOW_EVENTS:] if window else events,
+                    undo_of=undo_of,
+                    budget=WINDOW_PROMPT_BUDGET if window else PROMPT_BUDGET,
+                    region=(WINDOW_LINES, WINDOW_LINES) if window else None,
+                )
+        except TimeoutError:
+            self.stats.model_late += 1
+            return []
         if outcome.rejected:
             log.debug("next edit: model rewrite rejected: %s", outcome.rejected)
         if outcome.changes:

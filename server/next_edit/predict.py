@@ -115,8 +115,11 @@ async def model_prediction(
     events: Sequence[tuple[str, str]],
     undo_of: str | None,
     budget: int,
+    region: tuple[int, int] | None = None,
 ) -> ModelOutcome:
-    """Render, stream from the role's backend and judge. Backend failures are no suggestion."""
+    """Render, stream from the role's backend and judge. Backend failures are no suggestion.
+
+    `region`: editable lines (above, below) the cursor's line, else the template's."""
     t = load_template()
     inputs = NextEditInputs(
         text=text,
@@ -126,6 +129,8 @@ async def model_prediction(
         budget=budget,
         reserve_output=0,
     )
+    if region is not None:
+        inputs = attrs.evolve(inputs, region_before=region[0], region_after=region[1])
 
     def render() -> NextEditPrompt:
         region_tokens = backend.tokenizer.count(_region_of(inputs))

@@ -1,12 +1,13 @@
 import logging
 
 log = logging.getLogger(__name__)
+VERBOSE = False
 
 
-def report(user, level, detail):
-    log.info("%s %s %s", user, level, detail)
+def report(user, verbose, detail):
+    log.info("%s %s %s", user, verbose, detail)
 
 
-report("ann", "debug", "first")
-report("bob", "info", "second")
-report("cid", "warn", "third")
+report("ann", VERBOSE, "first")
+report("bob", VERBOSE, "second")
+report("cid", VERBOSE, "third")

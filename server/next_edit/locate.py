@@ -1,0 +1,84 @@
+"""Where the next edit goes, without the model: propagation's plan, candidate lines, the ranker.
+
+`locate` is the cheap first half of a next-edit answer (a few to a few tens of
+milliseconds: one tree-sitter parse for propagation, one `ast` parse and one
+pyflakes pass for the candidates). It returns the place, the gate's confidence
+in it and the edit propagation determined there, if any; or no place at all
+when the evidence is weak (silence). Pure and CPU-bound: call it off the loop.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+
+import attrs
+
+from . import candidates, ranker
+from .propagate import Candidate, Plan, order, plan
+
+NEAR_LINES = 1  # a propagated edit this close to the chosen line is the edit made there
+
+
+@attrs.frozen(kw_only=True)
+class Location:
+    line: int  # 0-based, in the text after the edit
+    offset: int  # code point to go to
+    confidence: float  # the gate's probability that the place is right
+    kinds: tuple[str, ...]  # the evidence behind it
+    edits: tuple[Candidate, ...]  # propagated edits, the one at this place first
+
+
+@attrs.frozen(kw_only=True)
+class Located:
+    plan: Plan
+    location: Location | None  # None: silence
+    candidates: int  # how many candidate lines were ranked
+
+
+def locate(uri: str, before: str, after: str, language: str, cursor: int) -> Located:
+    """The next edit's place after the edit `before` -> `after` of document `uri`."""
+    found = plan(uri, before, after, language)
+    cands = candidates.find(
+        before,
+        after,
+        propagated=[c.start for c in found.local],
+        determined=[c.start for c in found.local if c.new is not None],
+        python=language == "python",
+    )
+    chosen = ranker.best(cands)
+    if chosen is None:
+        return Located(plan=found, location=None, candidates=len(cands))
+    confidence, best = chosen
+    determined = order([c for c in found.local if c.new is not None], uri, cursor)
+    here = [c for c in determined if abs(after.count("\n", 0, c.start) - best.line) <= NEAR_LINES]
+    if here and language == "python" and _breaks(after, here[0]):
+        here = []  # a substitution repeated where it does not fit (`def os.getcwd():`)
+    edits = here[:1] + [c for c in determined if c not in here[:1]] if here else []
+    return Located(
+        plan=found,
+        location=Location(
+            line=best.line,
+            offset=here[0].start if here else best.offset,
+            confidence=confidence,
+            kinds=tuple(sorted(best.kinds())),
+            edits=tuple(edits),
+        ),
+        candidates=len(cands),
+    )
+
+
+def _breaks(text: str, edit: Candidate) -> bool:
+    """Whether `edit` turns parseable Python into unparseable."""
+    new = text[: edit.start] + (edit.new or "") + text[edit.end :]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ast.parse(new)
+        except (SyntaxError, ValueError):
+            try:
+                ast.parse(text)
+            except (SyntaxError, ValueError):
+                return False
+            return True
+    return False

@@ -11,8 +11,10 @@ best first. Each citation is the chunk's real range in its file.
 
 Secrets never reach the prompt: files the walker would not index (gitignored,
 `.env`, keys, files holding credentials) are left out of the context, and
-no file outside the workspace is read. Each file of `context` left out is
-named in `ignored` with the reason, so the client can tell the user.
+no file outside the workspace is read (symlinks resolved: `etc_link/passwd` with
+`etc_link -> /etc` is outside). Each file of `context` left out is named in
+`ignored` with the reason, so the client can tell the user. Weaker signs (a URL's
+password) are masked in the prompt with every other prompt (`redaction.py`).
 """
 
 from __future__ import annotations

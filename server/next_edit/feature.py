@@ -50,10 +50,15 @@ PROMPT_BUDGET = 1536
 # The model's window at a located place: lines each side of it, the prompt's budget,
 # the recent edits shown, and the time it gets before the place alone is answered.
 WINDOW_LINES = 1
-WINDOW_PROMPT_BUDGET = 640
-WINDOW_EVENTS = 2
+WINDOW_PROMPT_BUDGET = 384
+WINDOW_CONTEXT_LINES = 12
+WINDOW_EVENTS = 1
 MODEL_BUDGET_S = 1.0
 MAX_TIMINGS = 1000  # locate_ms entries kept in the stats
+# A backend whose last window rewrite missed MODEL_BUDGET_S (the packaged 0.5B model on
+# 2 CPU cores takes ~5 s) is not asked again until this many located places later:
+# the place alone is answered at once instead of after a wasted second.
+REPROBE_AFTER = 25
 
 
 class Superseded(JsonRpcException):
@@ -77,6 +82,7 @@ class NextEditStats:
     silent: int = 0  # located nothing strong enough to show
     jumps: int = 0  # a located place answered without an edit
     model_late: int = 0  # the window's rewrite did not come within MODEL_BUDGET_S
+    model_skipped: int = 0  # not asked: its last window rewrite was late
     locate_ms: list[float] = attrs.Factory(list)  # per located request (newest last)
 
 
@@ -116,6 +122,8 @@ class NextEdits:
         self._local: tuple[str, int, Prediction | None] | None = None  # inline-completion cache
         self._local_task: asyncio.Task[None] | None = None
         self._local_version = -1
+        self._window_late = False  # the last window rewrite missed its budget
+        self._window_skipped = 0
 
     # ---- document events (called from app.py) --------------------------------------------
 
@@ -297,7 +305,7 @@ class NextEdits:
             self.stats.silent += 1
             return _prediction(uri, text, [], texts)
         here = Candidate(uri=uri, start=place.offset, end=place.offset, new=None, reason="location")
-        if self.use_model:
+        if self.use_model and self._window_worth_asking():
             changes = await self._model(uri, text, place.offset, before, window=True)
             near = [
                 ch
@@ -352,15 +360,30 @@ class NextEdits:
                     undo_of=undo_of,
                     budget=WINDOW_PROMPT_BUDGET if window else PROMPT_BUDGET,
                     region=(WINDOW_LINES, WINDOW_LINES) if window else None,
+                    context_lines=WINDOW_CONTEXT_LINES if window else None,
                 )
         except TimeoutError:
             self.stats.model_late += 1
+            if window:
+                self._window_late = True
             return []
+        if window:
+            self._window_late = False
         if outcome.rejected:
             log.debug("next edit: model rewrite rejected: %s", outcome.rejected)
         if outcome.changes:
             self.stats.model_kept += 1
         return list(outcome.changes)
+
+    def _window_worth_asking(self) -> bool:
+        """Whether to ask the model for the edit at a place: not while the backend is known
+        to miss the budget (re-probed every REPROBE_AFTER places: it may have got faster)."""
+        if not self._window_late or self._window_skipped >= REPROBE_AFTER:
+            self._window_skipped = 0
+            return True
+        self._window_skipped += 1
+        self.stats.model_skipped += 1
+        return False
 
     def _language(self, uri: str) -> str:
         doc = self.ls.workspace.text_documents.get(uri)

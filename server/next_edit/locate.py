@@ -3,7 +3,8 @@
 `locate` is the cheap first half of a next-edit answer (a few to a few tens of
 milliseconds: one tree-sitter parse for propagation, one `ast` parse and one
 pyflakes pass for the candidates). It returns the place, the gate's confidence
-in it and the edit propagation determined there, if any; or no place at all
+in it and the edit propagation determined there, or edit 1 repeated there by
+analogy (`analogy.py`), if any; or no place at all
 when the evidence is weak (silence). Pure and CPU-bound: call it off the loop.
 """
 
@@ -15,6 +16,7 @@ import warnings
 import attrs
 
 from . import candidates, ranker
+from .analogy import analogous_edit
 from .propagate import Candidate, Plan, order, plan
 
 NEAR_LINES = 1  # a propagated edit this close to the chosen line is the edit made there
@@ -26,7 +28,9 @@ class Location:
     offset: int  # code point to go to
     confidence: float  # the gate's probability that the place is right
     kinds: tuple[str, ...]  # the evidence behind it
-    edits: tuple[Candidate, ...]  # propagated edits, the one at this place first
+    # The edit at this place first: propagation's, else edit 1 repeated by analogy; then
+    # the rest of propagation's (the places after it).
+    edits: tuple[Candidate, ...]
 
 
 @attrs.frozen(kw_only=True)
@@ -55,6 +59,11 @@ def locate(uri: str, before: str, after: str, language: str, cursor: int) -> Loc
     if here and language == "python" and _breaks(after, here[0]):
         here = []  # a substitution repeated where it does not fit (`def os.getcwd():`)
     edits = here[:1] + [c for c in determined if c not in here[:1]] if here else []
+    if not edits:
+        same = analogous_edit(before, after, best.offset)
+        if same is not None:
+            s, e, new = same
+            edits = [Candidate(uri=uri, start=s, end=e, new=new, reason="analogy")]
     return Located(
         plan=found,
         location=Location(

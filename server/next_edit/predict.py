@@ -116,10 +116,12 @@ async def model_prediction(
     undo_of: str | None,
     budget: int,
     region: tuple[int, int] | None = None,
+    context_lines: int | None = None,
 ) -> ModelOutcome:
     """Render, stream from the role's backend and judge. Backend failures are no suggestion.
 
-    `region`: editable lines (above, below) the cursor's line, else the template's."""
+    `region`: editable lines (above, below) the cursor's line, else the template's;
+    `context_lines`: excerpt lines each side of the region, else the template's."""
     t = load_template()
     inputs = NextEditInputs(
         text=text,
@@ -131,6 +133,8 @@ async def model_prediction(
     )
     if region is not None:
         inputs = attrs.evolve(inputs, region_before=region[0], region_after=region[1])
+    if context_lines is not None:
+        inputs = attrs.evolve(inputs, context_lines=context_lines)
 
     def render() -> NextEditPrompt:
         region_tokens = backend.tokenizer.count(_region_of(inputs))

@@ -27,10 +27,11 @@ from pygls.uris import to_fs_path
 from lowentropy.models.errors import BackendError
 from lowentropy.models.types import CompletionRequest
 from lowentropy.prompts.tab import TabInputs, TabPrompt, render_tab_inputs
-from lowentropy.retrieval.secrets import is_secret_path
+from lowentropy.retrieval.secrets import is_secret_path, mask_secrets
 
 from .documents import MAX_DOCUMENT_CHARS, LineIndex, codepoints_to_utf16, utf16_to_codepoints
 from .postprocess import CursorContext, block_finished, heal_prompt, postprocess, unheal
+from .redaction import mask
 from .suggestion_cache import PendingPrefetch, SuggestionCache, snapshot
 
 if TYPE_CHECKING:
@@ -291,10 +292,16 @@ class TabEngine:
             len(suggestion),
         )
         if self.ls.recorder.enabled:
-            await asyncio.to_thread(
-                self.ls.recorder.record, inputs, prompt, template=backend.template
-            )
+            await asyncio.to_thread(self._record, inputs, prompt, backend.template)
         return suggestion, backend_ms
+
+    def _record(self, inputs: TabInputs, prompt: TabPrompt, template: Any) -> None:
+        """Record the prompt with secrets masked as sent (same length: offsets stay true)."""
+        inputs = attrs.evolve(inputs, text=mask_secrets(inputs.text))
+        prompt = attrs.evolve(
+            prompt, prompt=mask(prompt.prompt), stable_prefix=mask(prompt.stable_prefix)
+        )
+        self.ls.recorder.record(inputs, prompt, template=template)
 
     async def _stream(
         self, backend: RoleBackend, req: CompletionRequest, ctx: CursorContext, healed: str,

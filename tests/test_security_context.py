@@ -267,3 +267,19 @@ async def test_gitignored_and_credentials_edits_stay_out_of_next_edit_prompts(
     assert "PUBLIC_EDIT" in sent, [r.path for r in endpoint.requests[before:]]
     for secret in SECRETS:
         assert secret not in sent, secret
+
+
+async def test_recorded_prompts_hold_no_secret(tmp_path: Path) -> None:
+    """`recordPrompts` (set by the user) writes what was sent: masked, on the embedded model."""
+    record = tmp_path / "prompts.jsonl"
+    root = tmp_path / "ws"
+    root.mkdir()
+    options = {**QUIET_TAB, "recordPrompts": str(record)}
+    async with lsp_client(root, options) as client:
+        text = f"API_KEY = '{TOKEN}'\n\n\ndef add(a, b):\n    return \n"
+        uri = _open(client, root / "calc.py", text)
+        result = await client.text_document_inline_completion_async(inline_params(uri, 4, 11))
+        assert result is not None and result.items  # a prompt was rendered and answered
+    recorded = record.read_text()
+    assert "def add(a, b)" in recorded and "API_KEY = '" in recorded
+    assert TOKEN not in recorded

@@ -49,7 +49,7 @@ class RoleConfig:
     # loaded of the stable prefix's first `affinity_choices` rendezvous replicas),
     # "round_robin" or "least_loaded".
     routing: str = "affinity"
-    affinity_choices: int = 2
+    affinity_choices: int = 1
     n_ctx: int = 4096
     n_threads: int | None = None
 

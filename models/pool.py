@@ -1,15 +1,16 @@
 """Several replicas of one role's model behind one Generator.
 
 Routing (`routing`, default "affinity"): rendezvous (highest-random-weight) hashing of
-`stable_prefix` orders the healthy replicas for each prefix; the least loaded (streams
-in flight) of its first `affinity_choices` (2) takes the request, the first on a tie. So
-a document keeps hitting the replicas whose KV caches hold its prefix, a busy one sheds
-load to the prefix's other replica (which has it cached too) rather than queueing, and
-only the documents of a replica that leaves move. Without a prefix the least-loaded
-healthy replica takes it. "round_robin" and "least_loaded" ignore the prefix (a router
-in front that routes on its own, or replicas without prefix caching). bench/route.py
-chose this on replayed multi-user traces (issue 18; README, Scaling). The loads are the
-ones this client sees: for one editor the first choice nearly always wins.
+`stable_prefix` orders the healthy replicas for each prefix, and the first takes the
+request, so a document keeps hitting the replica whose KV cache holds its prefix and
+only the documents of a replica that leaves move. `affinity_choices` > 1 takes the
+least loaded of the prefix's first that many instead (the first on a tie). The loads
+are the streams this client has in flight, not the replica's: on replayed multi-user
+traces (bench/route.py, issue 18; README, Scaling) shedding on them split one user's
+keystrokes between two caches and lost to the first choice on every trace, while a
+router that sees every user's load gains from shedding. Without a prefix the
+least-loaded healthy replica takes it. "round_robin" and "least_loaded" ignore the
+prefix (a router in front that routes on its own, or replicas without prefix caching).
 
 Health: `failure_threshold` consecutive failures take a replica out; once
 `probe_interval` seconds have passed a background probe (GET /v1/models) lets
@@ -45,8 +46,9 @@ from lowentropy.models.types import ChatRequest, CompletionRequest, Tokenizer
 log = logging.getLogger(__name__)
 
 ROUTINGS = ("affinity", "round_robin", "least_loaded")
-# Chosen by bench/route.py (issue 18): affinity picks among the prefix's top two replicas.
-DEFAULT_AFFINITY_CHOICES = 2
+# Chosen by bench/route.py (issue 18): the prefix's first replica, whatever this client's
+# load there (2 split one user's keystrokes between two caches and lost on every trace).
+DEFAULT_AFFINITY_CHOICES = 1
 
 
 def rendezvous_score(prefix_digest: bytes, replica_key: str) -> int:

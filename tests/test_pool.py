@@ -101,7 +101,7 @@ async def test_least_loaded_without_prefix_and_a_busy_replica_sheds_to_the_secon
     llama_server: str, fault_server: FaultFactory, client: httpx.AsyncClient
 ) -> None:
     slow = await fault_server("drip", interval=0.05)  # a replica busy with an endless stream
-    pool = Pool([backend(slow.url, client), backend(llama_server, client)])
+    pool = Pool([backend(slow.url, client), backend(llama_server, client)], affinity_choices=2)
     busy = pool.stream_completion(request())
     assert await busy.__anext__()  # slow replica now has one stream in flight
     assert pool.info()[0].in_flight == 1
@@ -264,7 +264,7 @@ async def test_from_config_owns_a_client_when_given_none(llama_server: str) -> N
     )
     pool = Pool.from_config(role, name="tab")
     assert (pool.failure_threshold, pool.probe_interval) == (3, 1.5)
-    assert (pool.routing, pool.affinity_choices) == ("affinity", 2)
+    assert (pool.routing, pool.affinity_choices) == ("affinity", 1)
     assert [r.url for r in pool.info()] == [llama_server, llama_server]
     assert pool.tokenizer() is pool.replicas[0].backend.tokenizer()
     reports = await pool.health()

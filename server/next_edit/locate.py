@@ -63,7 +63,9 @@ def locate(uri: str, before: str, after: str, language: str, cursor: int) -> Loc
         same = analogous_edit(before, after, best.offset)
         if same is not None:
             s, e, new = same
-            edits = [Candidate(uri=uri, start=s, end=e, new=new, reason="analogy")]
+            edit = Candidate(uri=uri, start=s, end=e, new=new, reason="analogy")
+            if language != "python" or not _breaks(after, edit):
+                edits = [edit]
     return Located(
         plan=found,
         location=Location(

@@ -152,15 +152,18 @@ class FrameReader:
             limit = following.start() if following is not None else len(self.buf)
             recovered = _first_value(bytes(self.buf[:limit]))
             if recovered is not None:
-                value, used = recovered
-                log.warning(
-                    "a frame declared %d bytes for a %d-byte message; resynchronised",
-                    length,
-                    used,
-                )
-                body = bytes(self.buf[:used])
-                del self.buf[:used]
-                return value, body
+                value, used, blank_after = recovered
+                # A JSON-RPC object with junk after it: a length too long, into junk that
+                # came before the next frame (the junk is skipped as the next frame is found).
+                if blank_after or (isinstance(value, dict) and "jsonrpc" in value):
+                    log.warning(
+                        "a frame declared %d bytes for a %d-byte message; resynchronised",
+                        length,
+                        used,
+                    )
+                    body = bytes(self.buf[:used])
+                    del self.buf[:used]
+                    return value, body
             if following is None and not self.eof and len(self.buf) < length:
                 continue  # a body still arriving
             body = bytes(self.buf[:limit])
@@ -173,21 +176,19 @@ class FrameReader:
             return FrameError(PARSE_ERROR, "Parse error: the frame's body is not JSON")
 
 
-def _first_value(data: bytes) -> tuple[Any, int] | None:
-    """The JSON value `data` starts with, when only whitespace follows it; with its size."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+def _first_value(data: bytes) -> tuple[Any, int, bool] | None:
+    """The JSON value `data` starts with (in valid UTF-8), its size in bytes, and whether
+    only whitespace follows it (junk after it may be any bytes)."""
+    text = data.decode("utf-8", "surrogateescape")
     stripped = text.lstrip()
     try:
         value, end = json.JSONDecoder().raw_decode(stripped)
-    except ValueError:
-        return None
-    if stripped[end:].strip():
+        stripped[:end].encode("utf-8")  # an undecodable byte inside the value: no value
+    except (ValueError, UnicodeEncodeError):
         return None
     used = len(text) - len(stripped) + end
-    return value, len(text[:used].encode("utf-8", "surrogatepass"))
+    size = len(text[:used].encode("utf-8", "surrogateescape"))
+    return value, size, not stripped[end:].strip()
 
 
 def _bad_utf8(body: bytes, exc: UnicodeDecodeError) -> FrameError:

@@ -84,6 +84,11 @@ class NextEditStats:
     model_late: int = 0  # the window's rewrite did not come within MODEL_BUDGET_S
     model_skipped: int = 0  # not asked: its last window rewrite was late
     locate_ms: list[float] = attrs.Factory(list)  # per located request (newest last)
+    # The last located request: its top-ranked candidate lines (0-based) and the kinds of
+    # evidence behind each, and the kinds behind the place answered (empty: silence).
+    last_candidates: list[int] = attrs.Factory(list)
+    last_candidate_kinds: list[list[str]] = attrs.Factory(list)
+    last_kinds: list[str] = attrs.Factory(list)
 
 
 @attrs.frozen(kw_only=True)
@@ -290,6 +295,9 @@ class NextEdits:
         self.stats.locate_ms.append(round((time.perf_counter() - t0) * 1000, 1))
         del self.stats.locate_ms[:-MAX_TIMINGS]
         place = found.location
+        self.stats.last_candidates = [line for line, _ in found.top]
+        self.stats.last_candidate_kinds = [list(kinds) for _, kinds in found.top]
+        self.stats.last_kinds = list(place.kinds) if place is not None else []
         if place is not None and place.edits:
             self.stats.propagated += 1
             return _prediction(uri, text, list(place.edits), texts)
@@ -445,19 +453,24 @@ class NextEdits:
         await self._propagate_local(uri, version)
 
     async def _propagate_local(self, uri: str, version: int) -> Prediction | None:
-        """This document's deterministic propagation from the last edit (cached in `_local`),
-        or None when the history moved on meanwhile or propagation finds nothing."""
+        """This document's located next edit from the last edit (cached in `_local`): the
+        place `locate` chooses and the edit propagation or analogy determines there (no
+        model, no workspace scan); None when the history moved on meanwhile, the place is
+        not strong enough or no edit is determined there."""
         site = self.history.last_site()
         doc = self.ls.workspace.text_documents.get(uri)
         if self.history.version != version or site is None or doc is None:
             return None
         text = doc.source
+        if site.uri != uri or site.after is not text:
+            return None
         language = self._language(uri)
-        found = await asyncio.to_thread(plan, uri, site.before, site.after, language)
+        found = await asyncio.to_thread(locate, uri, site.before, text, language, site.end)
         if self.history.version != version:
             return None
-        ordered = order(found.local, uri, site.end)
-        pred = _prediction(uri, text, ordered, {uri: text}) if ordered else None
+        place = found.location
+        edits = list(place.edits) if place is not None else []
+        pred = _prediction(uri, text, edits, {uri: text}) if edits else None
         self._local = (uri, version, pred)
         return pred
 
@@ -510,10 +523,12 @@ class NextEdits:
     def inline_item(
         self, document: types.TextDocumentIdentifier, position: types.Position
     ) -> types.InlineCompletionItem | None:
-        """A propagated edit at or near the cursor as an inline completion item, or None.
+        """The located next edit, when it is on the cursor's line or near it, as a standard
+        inline completion item with its range (LSP 3.18; Helix and others with no next-edit
+        UI show it like any completion), or None.
 
-        Only this document's deterministic propagation is consulted (no model, no
-        workspace scan), once per recorded change, so Tab pays ~nothing for it."""
+        Only this document's located edit is consulted (propagation or analogy; no model,
+        no workspace scan), once per recorded change, so Tab pays ~nothing for it."""
         uri = document.uri
         doc = self.ls.workspace.text_documents.get(uri)
         site = self.history.last_site()
@@ -536,7 +551,8 @@ class NextEdits:
                 continue
             at_cursor = c.start == c.end == cursor
             near = abs(text.count("\n", 0, c.start) - line) <= NEARBY_LINES
-            if at_cursor or near:
+            one_line = "\n" not in text[c.start : c.end]  # LSP 3.18: the range is on one line
+            if (at_cursor or near) and one_line:
                 return types.InlineCompletionItem(
                     insert_text=c.new,
                     range=_lsp_range(text, c.start, c.end),

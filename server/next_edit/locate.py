@@ -20,6 +20,7 @@ from .analogy import analogous_edit
 from .propagate import Candidate, Plan, order, plan
 
 NEAR_LINES = 1  # a propagated edit this close to the chosen line is the edit made there
+TOP = 5
 
 
 @attrs.frozen(kw_only=True)
@@ -38,6 +39,7 @@ class Located:
     plan: Plan
     location: Location | None  # None: silence
     candidates: int  # how many candidate lines were ranked
+    top: tuple[tuple[int, tuple[str, ...]], ...] = ()  # the best TOP ranked: (line, kinds)
 
 
 def locate(uri: str, before: str, after: str, language: str, cursor: int) -> Located:
@@ -50,9 +52,11 @@ def locate(uri: str, before: str, after: str, language: str, cursor: int) -> Loc
         determined=[c.start for c in found.local if c.new is not None],
         python=language == "python",
     )
+    ranked = ranker.rank(cands)
+    top = tuple((c.line, tuple(sorted(c.kinds()))) for _, c, _ in ranked[:TOP])
     chosen = ranker.best(cands)
     if chosen is None:
-        return Located(plan=found, location=None, candidates=len(cands))
+        return Located(plan=found, location=None, candidates=len(cands), top=top)
     confidence, best = chosen
     determined = order([c for c in found.local if c.new is not None], uri, cursor)
     here = [c for c in determined if abs(after.count("\n", 0, c.start) - best.line) <= NEAR_LINES]
@@ -76,6 +80,7 @@ def locate(uri: str, before: str, after: str, language: str, cursor: int) -> Loc
             edits=tuple(edits),
         ),
         candidates=len(cands),
+        top=top,
     )
 
 

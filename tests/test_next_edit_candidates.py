@@ -1,0 +1,163 @@
+"""Next edit's candidate sources through the real server (embedded engine, SmolLM2-135M).
+
+Data: tests/data/next_edit_candidates/service.py (a small CLI module: imports, an
+argument parser, a fetch function, a class of limits). Each test makes one edit
+over LSP and reads the answer of `lowentropy/nextEdit`, and the evidence behind
+it and the top-ranked candidate lines from `lowentropy/nextEditStats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from conftest import QUIET_TAB, inline_params, lsp_client, raw_request
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+from test_next_edit import Editor, ne_stats
+
+DATA = Path(__file__).parent / "data" / "next_edit_candidates"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(shutil.copytree(DATA, tmp_path_factory.mktemp("next_edit_candidates") / "ws"))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def client(root: Path) -> AsyncIterator[LanguageClient]:
+    async with lsp_client(root, QUIET_TAB) as c:
+        yield c
+
+
+def _line(text: str, fragment: str) -> int:
+    return text.count("\n", 0, text.index(fragment))
+
+
+def _answer_line(result: dict[str, Any]) -> int | None:
+    if result["edits"]:
+        return int(result["edits"][0]["range"]["start"]["line"])
+    if result["jump"] is not None:
+        return int(result["jump"]["range"]["start"]["line"])
+    return None
+
+
+async def test_a_deleted_import_points_at_the_name_it_leaves_unresolved(
+    client: LanguageClient, root: Path
+) -> None:
+    """`import json` deleted: pyflakes (on the buffer in memory) finds `json` no longer
+    resolves in `render`, and the removed name is used there: the place is that line, a
+    jump (no edit is determined there), and the file on disk is untouched."""
+    ed = Editor(client, root, "service.py")
+    at = ed.text.index("import json\n")
+    ed.replace(at, at + len("import json\n"), "")
+    result = await ed.next_edit(at)
+    stats = await ne_stats(client)
+    assert _answer_line(result) == _line(ed.text, "body = json.dumps")
+    assert result["edits"] == [] and result["jump"]["uri"] == ed.uri
+    assert {"problem", "removed"} <= set(stats["lastKinds"])
+    assert "import json" in (root / "service.py").read_text(encoding="utf-8")
+    ed.close()
+
+
+async def test_removing_the_last_use_of_a_module_points_at_its_import(
+    client: LanguageClient, root: Path
+) -> None:
+    """The one `os.path.join(...)` replaced by a literal: the other half of the pair, the
+    `import os` now unused, is the place."""
+    ed = Editor(client, root, "service.py")
+    old = 'os.path.join("~", ".service")'
+    at = ed.text.index(old)
+    ed.replace(at, at + len(old), '"~/.service"')
+    result = await ed.next_edit(at)
+    stats = await ne_stats(client)
+    assert _answer_line(result) == _line(ed.text, "import os")
+    assert "problem" in stats["lastKinds"]
+    ed.close()
+
+
+async def test_an_argument_added_to_one_call_is_added_to_the_next_alike_call(
+    client: LanguageClient, root: Path
+) -> None:
+    """`default=...` added to the `--host` argument: the next `add_argument` call looks as
+    the edited one did (same shape, same callee), and propagation determines the edit
+    there; inline completion offers it as an item with its range when the cursor is on
+    that line, and the code action carries it."""
+    ed = Editor(client, root, "service.py")
+    at = ed.text.index("type=str)") + len("type=str")
+    ed.replace(at, at, ', default="localhost"')
+    result = await ed.next_edit(at)
+    stats = await ne_stats(client)
+    port = _line(ed.text, '"--port"')
+    (edit,) = result["edits"]
+    assert edit["range"]["start"]["line"] == port
+    assert {"shape", "determined"} <= set(stats["lastKinds"])
+    # The same edit through the standard: on the cursor's line, an item with a range.
+    column = len('    parser.add_argument("--port"')
+    item = None
+    for _ in range(40):  # located off the keystroke path once typing pauses
+        inline = await client.text_document_inline_completion_async(
+            inline_params(ed.uri, port, column)
+        )
+        assert isinstance(inline, types.InlineCompletionList)
+        first = inline.items[0] if inline.items else None
+        if first is not None and first.command is not None and "NextEdit" in first.command.command:
+            item = first  # not Tab's own completion: the next edit
+            break
+        await asyncio.sleep(0.05)
+    assert item is not None and item.range is not None
+    assert item.range.start.line == item.range.end.line == port
+    assert item.insert_text == edit["text"]
+    here = types.Position(line=port, character=column)
+    actions = await raw_request(
+        client,
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=ed.uri),
+            range=types.Range(start=here, end=here),
+            context=types.CodeActionContext(diagnostics=[]),
+        ),
+    )
+    ours = [a for a in actions if a["title"].startswith("lowentropy: Next edit")]
+    assert len(ours) == 1, [a["title"] for a in actions]
+    (change,) = ours[0]["edit"]["documentChanges"]
+    assert [e["newText"] for e in change["edits"]] == [edit["text"]]
+    ed.apply(edit)
+    assert 'parser.add_argument("--port", type=int, default="localhost")' in ed.text
+    ed.close()
+
+
+async def test_a_changed_signature_ranks_its_call_and_a_changed_line_ranks_its_likes(
+    client: LanguageClient, root: Path
+) -> None:
+    """Two weaker sources, seen in the ranked candidates even when the gate stays silent:
+    a parameter added to `fetch` ranks its call site (propagation's place, the function's
+    name on the edited line) among the top five; `retries: int = 3` given a new type ranks
+    the lines of the same shape below it."""
+    ed = Editor(client, root, "service.py")
+    at = ed.text.index("def fetch(url)") + len("def fetch(url")
+    ed.replace(at, at, ", timeout")
+    await ed.next_edit(at)
+    stats = await ne_stats(client)
+    call = _line(ed.text, "data = fetch(args.host)")
+    assert call in stats["lastCandidates"]
+    kinds = stats["lastCandidateKinds"][stats["lastCandidates"].index(call)]
+    assert {"propagation", "context"} <= set(kinds)
+    ed.close()
+
+    ed = Editor(client, root, "service.py")
+    old = "retries: int = 3"
+    at = ed.text.index(old)
+    ed.replace(at, at + len(old), "retries: int | None = None")
+    await ed.next_edit(at)
+    stats = await ne_stats(client)
+    for fragment in ("timeout: int = 30", "max_bytes: int = 1024"):
+        line = _line(ed.text, fragment)
+        assert line in stats["lastCandidates"]
+        assert "shape" in stats["lastCandidateKinds"][stats["lastCandidates"].index(line)]
+    ed.close()

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
+import attrs
 import httpx
 import pytest
 from servers import FaultFactory, FaultInjectionServer, free_port
@@ -272,6 +273,9 @@ async def test_from_config_owns_a_client_when_given_none(llama_server: str) -> N
     await pool.aclose()
     with pytest.raises(BackendConfigError):
         Pool.from_config(RoleConfig())
+    rr = Pool.from_config(attrs.evolve(role, routing="round_robin", affinity_choices=2))
+    assert (rr.routing, rr.affinity_choices) == ("round_robin", 2)
+    await rr.aclose()
 
 
 def test_rendezvous_moves_only_the_departed_replicas_documents() -> None:

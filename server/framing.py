@@ -251,10 +251,14 @@ def _structure(protocol: JsonRPCProtocol, data: dict[str, Any]) -> Any:
             return converter.structure(data, types.ResponseErrorMessage)
         if "method" in data:
             kind = protocol.get_message_type(data["method"]) or JsonRPCRequestMessage
+            if kind is JsonRPCRequestMessage:  # JSON-RPC lets a request leave params out
+                data = {"params": None, **data}
             return converter.structure(data, kind)
         kind = protocol._result_types.pop(data["id"], None) or JsonRPCResponseMessage
         return converter.structure(data, kind)
     kind = protocol.get_message_type(data.get("method", "")) or JsonRPCNotification
+    if kind is JsonRPCNotification:
+        data = {"params": None, **data}
     return converter.structure(data, kind)
 
 

@@ -14,6 +14,8 @@ encoding everywhere cannot disagree with itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.workspace import TextDocument, Workspace
@@ -45,7 +47,26 @@ class LspTextDocument(TextDocument):
         self._source = apply_change(self.source, change)
 
 
+class _ByUri(dict[str, TextDocument]):
+    """Documents by URI, found whether a caller's URI is percent-encoded or not: pygls
+    keys them unquoted, features look them up by the client's (quoted) URI, and a path
+    with a space or a non-ASCII character was an "unknown document"."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(unquote(key), default)
+
+    def __getitem__(self, key: str) -> TextDocument:
+        return super().__getitem__(unquote(key))
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(unquote(key) if isinstance(key, str) else key)
+
+
 class LspWorkspace(Workspace):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._text_documents = _ByUri()
+
     def _create_text_document(
         self,
         doc_uri: str,

@@ -49,7 +49,8 @@ class RawClient:
         self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
         self.pending: list[dict[str, Any]] = []
         self._next_id = 1000
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         out = self.from_server
@@ -145,7 +146,8 @@ class RawServer(RawClient):
             env={**os.environ, **env},
         )
         self.stderr = bytearray()
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self.stderr_reader = threading.Thread(target=self._drain_stderr, daemon=True)
+        self.stderr_reader.start()
         super().__init__(root, options, self.proc.stdin, self.proc.stdout)
 
     def _drain_stderr(self) -> None:
@@ -165,10 +167,17 @@ class RawServer(RawClient):
             except (TimeoutError, BrokenPipeError, OSError):
                 self.proc.kill()
         try:
-            return self.proc.wait(timeout=timeout)
+            code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait()
+            code = self.proc.wait()
+        self.reader.join(5)
+        self.stderr_reader.join(5)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            with contextlib.suppress(OSError):
+                if f is not None:
+                    f.close()
+        return code
 
 
 class InProcessServer(RawClient):

@@ -42,9 +42,9 @@ from lowentropy.retrieval import SearchHit, Walker, contains_secret, is_secret_p
 from lowentropy.retrieval.walker import read_bytes
 
 from . import protocol
-from .documents import utf16_to_codepoints
 from .indexing import IndexUnavailableError, hit_location
 from .loop_guard import LoopGuard
+from .positions import line_starts, offset_at
 
 if TYPE_CHECKING:
     from .app import LowEntropyServer
@@ -135,12 +135,10 @@ def _resolve(ls: LowEntropyServer, uri: str, ignored: list[dict[str, str]]) -> _
 
 
 def _selection(text: str, rng: protocol.WireRange) -> str:
-    lines = text.split("\n")
+    starts = line_starts(text)
 
     def offset(pos: protocol.WirePosition) -> int:
-        line = min(max(pos.line, 0), len(lines) - 1)
-        before = sum(len(x) + 1 for x in lines[:line])
-        return before + utf16_to_codepoints(lines[line], max(pos.character, 0))
+        return offset_at(text, pos.line, max(pos.character, 0), starts)
 
     start, end = offset(rng.start), offset(rng.end)
     return text[min(start, end) : max(start, end)]

@@ -2,9 +2,9 @@
 
 Lines are compared with difflib (after trimming the common head and tail, so a
 10k-line file costs what its changed stretch costs); each changed stretch is then
-trimmed to its differing characters. Positions are LSP's: line and UTF-16 code
-unit column, as `server.documents.codepoints_to_utf16` counts them. An edit
-never starts or ends between the CR and LF of a line ending.
+trimmed to its differing characters. Positions are LSP's (`server.positions`:
+lines broken at \\n, \\r\\n and \\r, UTF-16 code unit columns). An edit never
+starts or ends between the CR and LF of a line ending.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import difflib
 
 import attrs
 
-from lowentropy.server.documents import codepoints_to_utf16
+from lowentropy.server import positions
 
 from .text import split_lines
 
@@ -64,25 +64,10 @@ def minimal_edits(original: str, result: str) -> list[TextEditSpec]:
     line_starts = [0]
     for line in old:
         line_starts.append(line_starts[-1] + len(line))
+    lsp_starts = positions.line_starts(original)
 
     def position(offset: int) -> tuple[int, int]:
-        line = max(0, next_index(offset))
-        if line >= len(old):
-            if old and not old[-1].endswith("\n"):  # the end of a last line without newline
-                return len(old) - 1, codepoints_to_utf16(old[-1])
-            return len(old), 0
-        return line, codepoints_to_utf16(old[line][: offset - line_starts[line]])
-
-    def next_index(offset: int) -> int:
-        # the line holding `offset` (an offset at a line start belongs to that line)
-        lo, hi = 0, len(old)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if line_starts[mid + 1] <= offset:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        return positions.position_at(original, offset, lsp_starts)
 
     matcher = difflib.SequenceMatcher(
         None, old[head : len(old) - tail], new[head : len(new) - tail], autojunk=False

@@ -29,7 +29,8 @@ from pygls.uris import to_fs_path
 from lowentropy.retrieval.languages import language_for
 
 from .. import protocol
-from ..documents import MAX_DOCUMENT_CHARS, codepoints_to_utf16, utf16_to_codepoints
+from ..documents import MAX_DOCUMENT_CHARS, utf16_to_codepoints
+from ..positions import position_at
 from ..wire import to_plain, unstructure
 from .diffs import Change
 from .history import EditHistory
@@ -611,9 +612,8 @@ def _empty() -> dict[str, Any]:
 
 
 def _position(text: str, offset: int) -> protocol.WirePosition:
-    line = text.count("\n", 0, offset)
-    start = text.rfind("\n", 0, offset) + 1
-    return protocol.WirePosition(line=line, character=codepoints_to_utf16(text[start:offset]))
+    line, character = position_at(text, offset)
+    return protocol.WirePosition(line=line, character=character)
 
 
 def _range(text: str, start: int, end: int) -> protocol.WireRange:

@@ -27,6 +27,63 @@ NO_MODEL = {
 }
 
 
+# ---- an LSP edit applier written from the specification, independent of server/positions.py
+
+
+def _lines(text: str) -> list[str]:
+    """LSP lines with their breaks; the last one may be empty."""
+    out, start, i = [], 0, 0
+    while i < len(text):
+        step = 2 if text.startswith("\r\n", i) else 1
+        if text[i] in "\r\n":
+            out.append(text[start : i + step])
+            start = i + step
+        i += step
+    out.append(text[start:])
+    return out
+
+
+def reference_offset(text: str, line: int, character: int) -> int:
+    lines = _lines(text)
+    if line >= len(lines):
+        return len(text)
+    before = sum(len(x) for x in lines[:line])
+    content = lines[line]
+    for brk in ("\r\n", "\r", "\n"):
+        if content.endswith(brk):
+            content = content[: -len(brk)]
+            break
+    units = content.encode("utf-16-le")
+    prefix = units[: 2 * character]
+    # a column between the halves of a surrogate pair counts as the character's end
+    if prefix and 0xD800 <= int.from_bytes(prefix[-2:], "little") <= 0xDBFF:
+        prefix = units[: 2 * character + 2]
+    return before + len(prefix.decode("utf-16-le"))
+
+
+def reference_apply(text: str, change: dict[str, Any]) -> str:
+    if "range" not in change:
+        return str(change["text"])
+    r = change["range"]
+    a = reference_offset(text, r["start"]["line"], r["start"]["character"])
+    b = reference_offset(text, r["end"]["line"], r["end"]["character"])
+    a, b = min(a, b), max(a, b)
+    return text[:a] + change["text"] + text[b:]
+
+
+def apply_text_edits(text: str, edits: list[dict[str, Any]]) -> str:
+    """`text` with LSP TextEdits (UTF-16 columns) applied as an editor does, back to front."""
+    spans = []
+    for edit in edits:
+        r = edit["range"]
+        a = reference_offset(text, r["start"]["line"], r["start"]["character"])
+        b = reference_offset(text, r["end"]["line"], r["end"]["character"])
+        spans.append((a, b, edit["newText"]))
+    for a, b, new in sorted(spans, reverse=True):
+        text = text[:a] + new + text[b:]
+    return text
+
+
 def frame(body: bytes | str, length: int | None = None) -> bytes:
     data = body.encode() if isinstance(body, str) else body
     return f"Content-Length: {len(data) if length is None else length}\r\n\r\n".encode() + data

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from raw_lsp import InProcessServer, frame, message
+from raw_lsp import InProcessServer, frame, message, reference_apply
 
 ANSWER_S = 10.0
 FUZZ = settings(
@@ -42,47 +42,6 @@ PIECES = [
     "é", "e\u0301", "ü", "✓", "🎉", "𝔘",  # two-byte, combining, BMP, astral
 ]  # fmt: skip
 texts = st.lists(st.sampled_from(PIECES), max_size=30).map("".join)
-
-
-def _lines(text: str) -> list[str]:
-    """LSP lines with their breaks; the last one may be empty."""
-    out, start, i = [], 0, 0
-    while i < len(text):
-        step = 2 if text.startswith("\r\n", i) else 1
-        if text[i] in "\r\n":
-            out.append(text[start : i + step])
-            start = i + step
-        i += step
-    out.append(text[start:])
-    return out
-
-
-def reference_offset(text: str, line: int, character: int) -> int:
-    lines = _lines(text)
-    if line >= len(lines):
-        return len(text)
-    before = sum(len(x) for x in lines[:line])
-    content = lines[line]
-    for brk in ("\r\n", "\r", "\n"):
-        if content.endswith(brk):
-            content = content[: -len(brk)]
-            break
-    units = content.encode("utf-16-le")
-    prefix = units[: 2 * character]
-    # a column between the halves of a surrogate pair counts as the character's end
-    if prefix and 0xD800 <= int.from_bytes(prefix[-2:], "little") <= 0xDBFF:
-        prefix = units[: 2 * character + 2]
-    return before + len(prefix.decode("utf-16-le"))
-
-
-def reference_apply(text: str, change: dict[str, Any]) -> str:
-    if "range" not in change:
-        return str(change["text"])
-    r = change["range"]
-    a = reference_offset(text, r["start"]["line"], r["start"]["character"])
-    b = reference_offset(text, r["end"]["line"], r["end"]["character"])
-    a, b = min(a, b), max(a, b)
-    return text[:a] + change["text"] + text[b:]
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,16 @@ class InProcessServer(RawClient):
         for f in (*self.server_files, self.from_server):
             with contextlib.suppress(OSError):
                 f.close()
+
+
+@contextlib.contextmanager
+def in_process_server(
+    root: Path, options: dict[str, Any] | None = None
+) -> Iterator[InProcessServer]:
+    """An initialized `InProcessServer`, shut down and joined on leaving."""
+    s = InProcessServer(root, options)
+    try:
+        s.initialize()
+        yield s
+    finally:
+        s.close()

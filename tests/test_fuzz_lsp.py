@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from raw_lsp import InProcessServer, frame, message, reference_apply
+from raw_lsp import InProcessServer, frame, in_process_server, message, reference_apply
 
 ANSWER_S = 10.0
 FUZZ = settings(
@@ -46,10 +46,8 @@ texts = st.lists(st.sampled_from(PIECES), max_size=30).map("".join)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
-    s = InProcessServer(tmp_path_factory.mktemp("fuzz"))
-    s.initialize()
-    yield s
-    s.close()
+    with in_process_server(tmp_path_factory.mktemp("fuzz")) as s:
+        yield s
     assert not s.alive()
 
 

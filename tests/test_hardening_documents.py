@@ -22,7 +22,7 @@ import pytest_asyncio
 from conftest import QUIET_TAB, inline_params, lsp_client
 from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities
-from raw_lsp import InProcessServer, RawServer, apply_text_edits
+from raw_lsp import InProcessServer, RawServer, apply_text_edits, in_process_server
 
 # ü: two UTF-8 bytes; ✓: three; 🎉: four bytes, two UTF-16 units; e + U+0301: combining
 LINE = "label = 'ü ✓ 🎉 e\u0301'; n = 1"
@@ -65,10 +65,8 @@ def test_utf16_is_negotiated_and_apply_lands_on_the_right_character(
 
 @pytest.fixture(scope="module")
 def documents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
-    s = InProcessServer(tmp_path_factory.mktemp("lines"))
-    s.initialize()
-    yield s
-    s.close()
+    with in_process_server(tmp_path_factory.mktemp("lines")) as s:
+        yield s
 
 
 @pytest.mark.parametrize(

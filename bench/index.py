@@ -1,6 +1,6 @@
 """Codebase index figures: throughput, edits, latency, quality, and quality on real history.
 
-Sections (all by default; pick some with --only cold,edit,latency,quality,history). The
+Sections (all by default; pick some with --only cold,edit,vectors,latency,quality,history). The
 defaults finish in about 4 minutes on 2 shared cores (all-MiniLM-L6-v2 embeds
 ~30 chunks/s there); each section prints its own time and every bar a
 PASS/FAIL line, and the exit status is 1 when any bar fails.
@@ -33,6 +33,12 @@ quality  Recall@1/5/10 for full text, vector and hybrid on a dev set from the
          standard library: each query is a function's docstring, its target the
          function indexed with every docstring stripped (--quality-files files,
          default 20: ~1200 chunks embedded, ~1-2 min). Figures only, no bar.
+vectors  Time until vectors are complete for a 100-file tree (the `rich` package as
+         installed: 101 indexable files, ~1400 chunks), from an empty database and
+         cache, sync + fill: indexing batches in torch (as before issue 16) against
+         ONNX Runtime (shipped), the same vectors either way. Four runs, before,
+         shipped, shipped, before, so drift weighs on both alike. Prints seconds
+         and chunks/s per run. Bar (issue 16): shipped >= 1.5x faster over both rounds.
 history  Files and symbols R@5 on the held-aside commits of `search_cases.json`
          (message as query, parent tree as workspace; see search_quality.py) for
          full text, vector, hybrid and plain BM25 over the same chunks, in one run.
@@ -40,7 +46,7 @@ history  Files and symbols R@5 on the held-aside commits of `search_cases.json`
          Needs local clones of the case repositories (--mirrors); skipped, and
          said so, without them. ~15 min the first time (embedding), ~1 min after.
 
-Usage: python bench/index.py [--limit 20] [--only cold,edit] [--quality-files 20] [--mirrors DIR]
+Usage: python bench/index.py [--limit 20] [--only cold,edit,vectors] [--quality-files 20] [--mirrors DIR]
        python bench/index.py --only latency [--latency-rows 100000] [--queries 200]
 """
 
@@ -77,6 +83,7 @@ RAW_RATIO = 0.90
 EDIT_OVERHEAD_S = 1.0
 LATENCY_ROWS = 100_000
 DEFAULT_LIMIT = 20  # files for the cold index: ~930 chunks, a few minutes on 2 cores
+VECTORS_SPEEDUP = 1.5
 P50_MS = 30.0
 QUERIES = [
     "parse an email address into its parts",
@@ -108,6 +115,41 @@ def copy_files(rels: list[str], dest: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(STDLIB / rel, target)
     return dest
+
+
+# ---------------------------------------------------------------- vectors
+
+
+async def vectors_complete(tmp: Path) -> bool:
+    """Seconds until a 100-file tree's vectors are complete: torch batches vs ONNX batches."""
+    import rich
+
+    source = Path(rich.__file__).parent
+    root = tmp / "rich"
+    shutil.copytree(source, root, ignore=shutil.ignore_patterns("__pycache__"))
+    before = SentenceTransformerEmbedder(onnx_batches=False)
+    shipped = SentenceTransformerEmbedder()
+    await asyncio.to_thread(shipped.wait_for_onnx)
+    batch = IndexConfig().embed_batch
+    for embedder in (before, shipped):  # first-use costs of batch-sized inputs, both sides
+        await warm_up(embedder, batch, set())
+    seconds: dict[str, list[float]] = {"before": [], "shipped": []}
+    order = [("before", before), ("shipped", shipped), ("shipped", shipped), ("before", before)]
+    for k, (label, embedder) in enumerate(order, start=1):
+        _, run = await pipeline_run(embedder, root, tmp / f"state-vectors-{k}")
+        seconds[label].append(run.seconds)
+        print(
+            f"vectors {k} ({label}: {'torch' if label == 'before' else 'ONNX Runtime'} batches): "
+            f"{run.files} files, {run.chunks} chunks complete in {run.seconds:.1f} s "
+            f"(sync {run.synced:.1f} s): {run.chunks / run.seconds:.1f} chunks/s"
+        )
+    speedup = sum(seconds["before"]) / sum(seconds["shipped"])
+    return verdict(
+        "time until vectors complete (100-file tree)",
+        speedup >= VECTORS_SPEEDUP,
+        f"{sum(seconds['shipped']) / 2:.1f} s shipped vs {sum(seconds['before']) / 2:.1f} s "
+        f"before (mean of two): {speedup:.2f}x faster (bar >= {VECTORS_SPEEDUP}x)",
+    )
 
 
 # ---------------------------------------------------------------- cold + edit
@@ -536,7 +578,7 @@ async def main() -> int:
         default=DEFAULT_LIMIT,
         help=f"cold index of the first N stdlib files (default {DEFAULT_LIMIT}; 0 = all, hours)",
     )
-    parser.add_argument("--only", default="cold,edit,latency,quality,history")
+    parser.add_argument("--only", default="cold,edit,vectors,latency,quality,history")
     parser.add_argument("--mirrors", type=Path, default=DEFAULT_MIRRORS)
     parser.add_argument("--queries", type=int, default=200, help="latency queries per mode")
     parser.add_argument(
@@ -565,6 +607,10 @@ async def main() -> int:
             print(
                 f"[cold{'+edit' if 'edit' in sections else ''}: {time.perf_counter() - t0:.0f} s]"
             )
+        if "vectors" in sections:
+            t0 = time.perf_counter()
+            ok &= await vectors_complete(tmp)
+            print(f"[vectors: {time.perf_counter() - t0:.0f} s]")
         if "latency" in sections:
             t0 = time.perf_counter()
             ok &= await latency(embedder, tmp, args.queries, args.latency_rows)

@@ -1,5 +1,6 @@
-"""The ONNX Runtime query path of the packaged MiniLM: same vectors as torch, used only
-for small inputs, rebuilt from a damaged cache, refused for a model it cannot copy."""
+"""The ONNX Runtime path of the packaged MiniLM: same vectors as torch, for queries on a
+session of their own and for indexing batches on another, rebuilt from a damaged cache,
+refused for a model it cannot copy."""
 
 from __future__ import annotations
 
@@ -41,8 +42,19 @@ def test_small_inputs_go_through_onnx_with_torchs_vectors() -> None:
     assert np.allclose(np.linalg.norm(one_by_one, axis=1), 1.0, atol=1e-5)
 
 
-def test_batches_stay_on_torch() -> None:
+def test_batches_go_through_onnx_with_torchs_vectors() -> None:
     embedder = SentenceTransformerEmbedder()
+    assert embedder.wait_for_onnx(timeout=120)
+    # Lengths that differ (sub-batches sorted by length), one over 256 tokens (truncated).
+    chunks = [f"def function_{i}(value):\n    return value * {i}\n" * (1 + i) for i in range(40)]
+    assert sum(map(len, chunks)) > 2000
+    vectors = np.array(embedder.embed_sync(chunks))
+    assert (embedder.stats.calls, embedder.stats.onnx_calls) == (1, 1)
+    assert np.abs(vectors - torch_vectors(chunks)).max() < 1e-4
+
+
+def test_batches_on_torch_when_asked() -> None:
+    embedder = SentenceTransformerEmbedder(onnx_batches=False)
     assert embedder.wait_for_onnx(timeout=120)
     chunks = [f"def function_{i}(value):\n    return value * {i}\n" * 8 for i in range(12)]
     assert sum(map(len, chunks)) > 2000

@@ -80,6 +80,39 @@ def fit_listwise(groups: list[tuple[np.ndarray, np.ndarray]], l2: float = 1.0,
     return w
 
 
+def fit_all(
+    dev: list[Case], gen: dict[int, list[candidates.Candidate]]
+) -> tuple[dict[str, float], dict[str, float], float]:
+    """Ranker weights, gate weights and the gate's threshold, from `dev` alone."""
+    groups = []
+    for c in dev:
+        cands = gen[id(c)]
+        y = np.array([float(right(x, c)) for x in cands])
+        if not c.unknowable and y.sum() > 0:
+            groups.append((np.array([ranker.features(x, i) for i, x in enumerate(cands)]), y))
+    w = fit_listwise(groups)
+    weights = {name: round(float(v), 3) for name, v in zip(ranker.FEATURES, w, strict=True)}
+    rows = []  # the gate: is the top candidate right?
+    for c in dev:
+        ranked = ranker.rank(gen[id(c)], weights)
+        if ranked:
+            rows.append((ranked[0][2], int(not c.unknowable and right(ranked[0][1], c))))
+    g = fit(rows)
+    gate = {name: round(float(v), 3) for name, v in zip(ranker.FEATURES, g, strict=True)}
+    dev_unk = [c for c in dev if c.unknowable]
+    scores = sorted(
+        (
+            ranker.score(ranked[0][2], gate)
+            for c in dev_unk
+            if (ranked := ranker.rank(gen[id(c)], weights))
+        ),
+        reverse=True,
+    )
+    k = int(len(dev_unk) * 0.25)  # at most this many unknowable cases shown
+    threshold = round(float(scores[k]) + 1e-3, 3) if len(scores) > k else 0.0
+    return weights, gate, threshold
+
+
 def evaluate(
     cases: list[Case], gen: dict[int, list[candidates.Candidate]], weights: dict[str, float],
     gate: dict[str, float], threshold: float,
@@ -129,6 +162,7 @@ def evaluate(
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true")
+    ap.add_argument("--cv", action="store_true", help="2-fold cross-validation on dev")
     ap.add_argument("--per-repo", type=int, default=200)
     args = ap.parse_args()
     cases = build(args.per_repo)
@@ -139,34 +173,16 @@ def main() -> int:
         ms.append(t)
     weights, gate = dict(ranker.WEIGHTS), dict(ranker.GATE)
     threshold = ranker.MIN_SCORE
-    if args.fit:
+    if args.cv:  # dev alone, 2 folds by commit: an honest figure for comparing feature sets
         dev = [c for c in cases if c.split == "dev"]
-        groups = []
-        for c in dev:
-            cands = gen[id(c)]
-            y = np.array([float(right(x, c)) for x in cands])
-            if not c.unknowable and y.sum() > 0:
-                groups.append((np.array([ranker.features(x, i) for i, x in enumerate(cands)]), y))
-        w = fit_listwise(groups)
-        weights = {name: round(float(v), 3) for name, v in zip(ranker.FEATURES, w, strict=True)}
-        rows = []  # the gate: is the top candidate right?
-        for c in dev:
-            ranked = ranker.rank(gen[id(c)], weights)
-            if ranked:
-                rows.append((ranked[0][2], int(not c.unknowable and right(ranked[0][1], c))))
-        g = fit(rows)
-        gate = {name: round(float(v), 3) for name, v in zip(ranker.FEATURES, g, strict=True)}
-        dev_unk = [c for c in dev if c.unknowable]
-        scores = sorted(
-            (
-                ranker.score(ranked[0][2], gate)
-                for c in dev_unk
-                if (ranked := ranker.rank(gen[id(c)], weights))
-            ),
-            reverse=True,
-        )
-        k = int(len(dev_unk) * 0.25)  # at most this many unknowable cases shown
-        threshold = round(float(scores[k]) + 1e-3, 3) if len(scores) > k else 0.0
+        folds = [[c for c in dev if int(c.commit[:2], 16) % 2 == k] for k in (0, 1)]
+        for k in (0, 1):
+            w, g, t = fit_all(folds[1 - k], gen)
+            r = evaluate(folds[k], gen, w, g, t)
+            print(f"cv fold {k}: location {r['location']:.3f} top1 {r['top1']:.3f} "
+                  f"shown_unknowable {r['shown_unknowable']:.3f}")  # fmt: skip
+    if args.fit:
+        weights, gate, threshold = fit_all([c for c in cases if c.split == "dev"], gen)
         print("WEIGHTS: dict[str, float] =", weights)
         print("GATE: dict[str, float] =", gate)
         print("MIN_SCORE =", threshold)

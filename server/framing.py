@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 HEADER = re.compile(rb"Content-Length[ \t]*:[ \t]*(\d+)[ \t]*\r?\n", re.I)
 HEADER_END = re.compile(rb"\r?\n\r?\n")
+OTHER_HEADERS = re.compile(
+    rb"(?:\r?\n)*(?:[A-Za-z][A-Za-z0-9-]*:[^\r\n]*\r?\n)+"
+)  # before Content-Length
 STALL_S = 0.2  # no byte for this long while a body is short: the client waits for us
 MAX_HEADERS = 8192  # a header block longer than this is junk
 CHUNK = 1 << 16
@@ -120,7 +123,8 @@ class FrameReader:
             return await self._body(length)
 
     def _skip(self, n: int) -> None:
-        if n > 0 and bytes(self.buf[:n]).strip():
+        skipped = bytes(self.buf[:n])
+        if skipped.strip() and not OTHER_HEADERS.fullmatch(skipped):
             log.warning(
                 "skipped %d bytes that are not an LSP frame: %r", n, bytes(self.buf[: min(n, 40)])
             )

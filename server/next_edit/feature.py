@@ -4,13 +4,18 @@ Cursor-style Tab beyond the cursor: from what the user just did, predict the
 next change (anywhere near the cursor) and, after it is accepted, the next place
 to go, in this file or another. Pipeline per request: resolve the cursor ->
 answer from the prefetch when the user just accepted our previous edit ->
-supersede the document's older request -> deterministic propagation from the
-last edit site (other files scanned off the loop) -> when that determines no
-edit, the `nextEdit` model rewrites the region around the cursor -> merge
-(propagated edits, then the model's, then places without an edit as jumps) ->
-drop the answer if the document changed meanwhile (stale versions never
-produce edits). Acceptance is seen in didChange (the document becomes what we
-predicted); the following edit is then prefetched in the background.
+supersede the document's older request -> when the last edit was in this
+document, locate first without the model (`locate.py`: candidate lines from
+what the edit changed, ranked; no place when the evidence is weak: silence),
+then the edit there: propagation's, else the same edit again by analogy, else
+the model rewriting a 3-line window within MODEL_BUDGET_S, else a jump to the
+place; edits propagation determined in other files come before a place without
+an edit. When the last edit was in another document: its propagation here,
+else the model around the cursor. Drop the answer if the document changed
+meanwhile (stale versions never produce edits). Acceptance is seen in
+didChange (the document becomes what we predicted); the following edit is then
+prefetched in the background. Inline completion and the code action offer this
+document's located edit (no model) for editors without a next-edit UI.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         stdin, stdout = _protocol_streams()
         server.start_io(stdin, stdout)
-    _exit_now(0)
+    _exit_now(getattr(server, "exit_code", 0))
     return 0
 
 

@@ -356,7 +356,8 @@ async def run_async(
 
 
 def serve_stdio(server: Any, stdin: BinaryIO | None, stdout: BinaryIO | None) -> None:
-    """pygls's `_start_io_async` with `run_async` above."""
+    """pygls's `_start_io_async` with `run_async` above; the status `exit` asked for is
+    left in `server.exit_code`."""
     from threading import Event
 
     from pygls.io_ import StdinAsyncReader, StdoutWriter
@@ -368,7 +369,9 @@ def serve_stdio(server: Any, stdin: BinaryIO | None, stdout: BinaryIO | None) ->
         asyncio.run(run_async(server._stop_event, reader, server.protocol))
     except BrokenPipeError:
         log.error("Connection to the client is lost! Shutting down the server.")
-    except (KeyboardInterrupt, SystemExit):
+    except SystemExit as exc:  # pygls's `exit`: 0 after shutdown, else 1 (LSP)
+        server.exit_code = exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
         pass
     finally:
         server.shutdown()

@@ -183,3 +183,12 @@ def test_exit_right_after_a_search_is_clean(tmp_path: Path) -> None:
     assert hits["result"], hits
     assert s.close(timeout=60) == 0
     assert b"terminate called" not in s.stderr
+
+
+def test_exit_without_shutdown_ends_with_status_1(tmp_path: Path) -> None:
+    """LSP: 0 when shutdown came first, else 1 (pygls asked for it; its loop swallowed it)."""
+    s = RawServer(tmp_path)
+    s.initialize()
+    s.notify("exit", None)
+    assert s.proc.wait(timeout=30) == 1
+    s.close()

@@ -1,8 +1,9 @@
 """Document state beyond pygls' text: versions, a bounded edit history, cheap offset lookups.
 
-pygls keeps the text and applies incremental changes; this module keeps what
-the features need on every keystroke without re-splitting the whole file each
-time (a line index computed once per version).
+The text lives in the workspace (`text_model.LspTextDocument`, which applies the
+incremental changes); this module keeps what the features need on every keystroke
+without re-splitting the whole file each time (a line index computed once per
+version, with LSP's line breaks).
 """
 
 from __future__ import annotations

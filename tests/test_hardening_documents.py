@@ -3,7 +3,7 @@
 - Position encoding: a client offering UTF-8 or UTF-32 first got it from pygls while
   every feature counted UTF-16; apply turned `n = 1` on a line with `ü ✓ 🎉` into
   `…🎉'2 n = 1`. Now UTF-16 is negotiated whatever the offer, and the positions
-  apply and Tab send are UTF-16 on lines with astral and combining characters.
+  apply, next edit and Tab send are UTF-16 on lines with astral and combining characters.
 - Line splitting: the document model broke lines at U+2028, form feed and NEL, and a
   later edit produced `return 3\\n4`; CR-only files got no completions.
 
@@ -59,6 +59,54 @@ def test_utf16_is_negotiated_and_apply_lands_on_the_right_character(
         assert apply_text_edits(text, edits) == wanted
         (edit,) = edits
         assert edit["range"]["start"] == {"line": 0, "character": _utf16(LINE[: LINE.index("1")])}
+    finally:
+        s.close()
+
+
+def test_a_next_edit_code_action_lands_after_astral_and_combining_characters(
+    tmp_path: Path,
+) -> None:
+    """`count` renamed on line 1: the propagated edit of the next `count`, on a line with
+    🎉, a combining accent and ✓ before it, is at its UTF-16 column (codepoints: 26,
+    UTF-8: 32, UTF-16: 27)."""
+    s = RawServer(tmp_path)
+    try:
+        s.initialize({"general": {"positionEncodings": ["utf-8", "utf-16"]}})
+        busy = '        label = "🎉 e\u0301 ✓"; count += item'
+        text = (
+            f"def tally(items):\n    count = 0\n    for item in items:\n{busy}\n    return count\n"
+        )
+        uri = s.open("tally.py", text)
+        rename = {"start": {"line": 1, "character": 4}, "end": {"line": 1, "character": 9}}
+        s.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": uri, "version": 2},
+                "contentChanges": [{"range": rename, "text": "total"}],
+            },
+        )
+        here = {"line": 1, "character": 9}
+        actions = s.request(
+            "textDocument/codeAction",
+            {
+                "textDocument": {"uri": uri},
+                "range": {"start": here, "end": here},
+                "context": {"diagnostics": []},
+            },
+        )["result"]
+        ours = [a for a in actions if a["title"].startswith("lowentropy: Next edit")]
+        assert len(ours) == 1, actions
+        (change,) = ours[0]["edit"]["documentChanges"]
+        (edit,) = change["edits"]
+        column = _utf16(busy[: busy.index("count")])
+        assert edit["range"] == {
+            "start": {"line": 3, "character": column},
+            "end": {"line": 3, "character": column + len("count")},
+        }
+        renamed = text.replace("count", "total", 1)
+        assert apply_text_edits(renamed, [edit]) == renamed.replace(
+            "count += item", "total += item"
+        )
     finally:
         s.close()
 

@@ -255,7 +255,7 @@ async def main() -> int:
     ap.add_argument("--files", type=int, default=len(FILES))
     ap.add_argument("--cases", type=int, default=4, help="cases per kind per file")
     ap.add_argument("--git", type=int, default=20)
-    ap.add_argument("--history", type=int, default=120, help="history cases per split")
+    ap.add_argument("--history", type=int, default=400, help="history cases per split (all: 400)")
     ap.add_argument("--only", default="history,scripted", help="sections: history,scripted")
     ap.add_argument("--splits", default="dev,heldout", help="history splits to run (tuning: dev)")
     args = ap.parse_args()

@@ -69,7 +69,7 @@ async def test_removing_the_last_use_of_a_module_points_at_its_import(
     client: LanguageClient, root: Path
 ) -> None:
     """The one `os.path.join(...)` replaced by a literal: the other half of the pair, the
-    `import os` now unused, is the place."""
+    `import os` now unused (pyflakes), is the place, and the edit there removes it."""
     ed = Editor(client, root, "service.py")
     old = 'os.path.join("~", ".service")'
     at = ed.text.index(old)
@@ -78,6 +78,9 @@ async def test_removing_the_last_use_of_a_module_points_at_its_import(
     stats = await ne_stats(client)
     assert _answer_line(result) == _line(ed.text, "import os")
     assert "problem" in stats["lastKinds"]
+    (edit,) = result["edits"]
+    ed.apply(edit)
+    assert "import os" not in ed.text and "import json\nfrom argparse" in ed.text
     ed.close()
 
 

@@ -14,6 +14,7 @@ import attrs
 
 from . import candidates, ranker
 from .analogy import analogous_edit
+from .fixes import drop_unused_import
 from .propagate import Candidate, Plan, order, plan
 from .syntax import Source
 
@@ -61,6 +62,13 @@ def locate(uri: str, before: str, after: str, language: str, cursor: int) -> Loc
     if here and language == "python" and _breaks(after, here[0]):
         here = []  # a substitution repeated where it does not fit (`def os.getcwd():`)
     edits = here[:1] + [c for c in determined if c not in here[:1]] if here else []
+    unused = [e.name for e in best.evidence if e.kind == "problem" and e.name]
+    if not edits and unused:
+        start = after.rfind("\n", 0, best.offset) + 1
+        dropped = drop_unused_import(after, start, unused[0])
+        if dropped is not None:
+            s, e, new = dropped
+            edits = [Candidate(uri=uri, start=s, end=e, new=new, reason="unused-import")]
     if not edits:
         same = analogous_edit(before, after, best.offset)
         if same is not None:

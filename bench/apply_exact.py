@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
-from apply_chat_devset import chat_cases  # noqa: E402
+from apply_chat_devset import big_cases, chat_cases  # noqa: E402
 from apply_devset import Case, cases  # noqa: E402
 from harness import verdict  # noqa: E402
 
@@ -49,6 +49,8 @@ SETS: dict[str, Callable[[], list[Case]]] = {
     "devset": cases,
     "chat": lambda: chat_cases("dev"),
     "chat-held-out": lambda: chat_cases("held_out"),
+    "chat-big": lambda: big_cases("dev"),
+    "chat-held-out-big": lambda: big_cases("held_out"),
 }
 
 

@@ -13,11 +13,13 @@ Two parts, from disjoint files: `dev` (what the code may be tuned on) and `held_
 (never looked at while tuning; reported separately).
 
     chat_cases("dev" | "held_out") -> list[Case]   deterministic for one Python version
+    big_cases("dev" | "held_out") -> list[Case]    the same, each file 2,000+ lines long
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
 import io
 import random
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from apply_devset import (
+    STDLIB,
     Case,
     Edit,
     Func,
@@ -346,6 +349,29 @@ def chat_cases(part: str = "dev") -> list[Case]:
             made[form] += 1
             tags = (kind, form, form.split(":")[0])
             out.append(Case(name, file, source, sketch, "\n".join(e.new), "python", tags))
+    return out
+
+
+BIG_LINES = 2000
+FILLER = "tarfile.py"  # in neither part; appended whole (it has its own __init__, close, ...)
+
+
+def big_cases(part: str = "dev") -> list[Case]:
+    """`chat_cases(part)` with each file at least BIG_LINES long: real code appended (a
+    file's size must not matter to Apply; what is appended also brings names of its own)."""
+    filler = (STDLIB / FILLER).read_text(encoding="utf-8")
+    out = []
+    for case in chat_cases(part):
+        if case.original.count("\n") >= BIG_LINES:
+            out.append(dataclasses.replace(case, name=case.name + "/big"))
+            continue
+        tail = "\n\n" + filler
+        expected = None if case.expected is None else case.expected + tail
+        out.append(
+            dataclasses.replace(
+                case, name=case.name + "/big", original=case.original + tail, expected=expected
+            )
+        )
     return out
 
 

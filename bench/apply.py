@@ -1,18 +1,26 @@
-"""Apply figures: exact match on the dev set, and speculative vs plain decoding.
+"""Apply figures and the issue's bars: exact match, wrong edits, big files, misses, speed.
 
-Sections (both by default; pick with --only exact,speculative):
+Sections (all by default; pick with --only exact,chat,speculative):
 
-exact        The dev set of `tests/apply_devset.py` (edits over standard-library files and
-             small JS/TS files, every sketch style). Exact-match rate of the deterministic
-             path (all cases), of the model path alone (the `apply` role, here the
-             embedded engine, rewriting every touched region itself; on a seeded sample of
+exact        The clean dev set of `tests/apply_devset.py` (edits over standard-library files
+             and small JS/TS files, every sketch style). Exact-match rate of the deterministic
+             path (all cases), of the model path alone (the `apply` role, here the embedded
+             engine, rewriting every touched region itself; on a seeded sample of
              --model-cases cases, since the tiny CPU model takes seconds a region), and of
-             both combined (deterministic where it places the sketch, the model where it
-             defers). Bar: combined >= 98%.
+             both combined. Bar: combined >= 98%.
+chat         Issue 14's bars on the chat-style sets (`tests/apply_chat_devset.py`: markdown
+             answers, re-indented markers, abbreviated lines, whitespace drift), each case
+             through the real server in-process with the packaged model (`apply_chat.py`):
+             the held-aside part (never tuned on) exact >= 95% (deterministic alone, model
+             on what it defers, combined; the model alone on a seeded sample); wrong edits
+             = 0 on every set; the same cases in 2,000+ line files succeed at the same rate
+             with no error reaching the user; a miss answers in < 2 s p95.
 speculative  `bench/apply_speculative.py`: speculative vs plain decoding on the embedded
-             engine, same model, same prompt, greedy (see its docstring for the bars).
+             engine, same model, same prompt, greedy (see its docstring for the bars):
+             a model rewrite's time with tokens/s.
 
-Usage: python bench/apply.py [--only exact] [--model-cases 40] [--cases 150]
+Usage: python bench/apply.py [--only chat] [--model-cases 40] [--chat-model-cases 8]
+       [--cases 150]   (timed: run under flock /tmp/lowentropy-bench.lock)
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from apply_devset import Case, cases  # noqa: E402
 from apply_exact import BAR, exact_match_rates, model_verified  # noqa: E402
-from harness import verdict  # noqa: E402
+from harness import pct, verdict  # noqa: E402
 
 from lowentropy.models.embedded import EmbeddedEngine  # noqa: E402
 from lowentropy.models.packaged import default_model_path  # noqa: E402
@@ -120,6 +128,62 @@ def section_exact(model_cases: int) -> bool:
     )
 
 
+MISS_P95_S = 2.0
+HELD_OUT_BAR = 0.95
+
+
+def section_chat(model_cases: int) -> bool:
+    """Issue 14's bars, each set through the server (deterministic + model), one run."""
+    import apply_chat
+    from apply_chat_devset import chat_cases
+
+    names = ["chat-held-out", "chat-held-out-big", "chat", "chat-big"]
+    figures = {f.name: f for f in asyncio.run(apply_chat.run(names, None))}
+    held, held_big = figures["chat-held-out"], figures["chat-held-out-big"]
+    engine = EmbeddedEngine.shared(str(default_model_path()))
+    sample = random.Random(7).sample(chat_cases("held_out"), model_cases)
+    alone = ModelRewriter(engine)
+    exact, wrong_alone, n = asyncio.run(model_only(sample, alone))
+    asyncio.run(engine.aclose())
+    print(
+        f"chat-held-out, model path alone (every touched region rewritten): {exact}/{n} exact "
+        f"({exact / max(n, 1):.1%}), {wrong_alone} wrong, seeded sample; {alone.calls} "
+        f"rewrites, {alone.seconds / max(alone.calls, 1):.1f} s each"
+    )
+    ok = verdict(
+        "held-aside exact (chat-held-out, combined)",
+        held.rate(held.exact) >= HELD_OUT_BAR,
+        f"{held.rate(held.exact):.1%} (bar {HELD_OUT_BAR:.0%}); deterministic alone "
+        f"{held.rate(held.deterministic_exact):.1%}, model on the deferred "
+        f"{held.model_exact}/{held.model_tried}, model alone {exact}/{n}",
+    )
+    wrongs = {name: f.wrong for name, f in figures.items()} | {"model alone": wrong_alone}
+    ok = (
+        verdict("wrong edits written: 0 on every set", not any(wrongs.values()), str(wrongs)) and ok
+    )
+    errors = sum(len(f.errors) for f in figures.values())
+    for small, big in ((figures["chat"], figures["chat-big"]), (held, held_big)):
+        ok = (
+            verdict(
+                f"{big.name}: 2,000+ line files apply at the small files' rate, no error",
+                big.exact >= small.exact and not big.errors,
+                f"{big.exact}/{big.cases} vs {small.exact}/{small.cases}; {len(big.errors)} errors",
+            )
+            and ok
+        )
+    misses = [s for f in figures.values() for s in f.miss_seconds]
+    p95 = pct(misses, 0.95)
+    ok = (
+        verdict(
+            "a miss answers in < 2 s p95",
+            p95 < MISS_P95_S,
+            f"p95 {p95:.2f} s over {len(misses)} misses of all sets ({errors} errors)",
+        )
+        and ok
+    )
+    return ok
+
+
 def section_speculative(cases_: int, faithful: int) -> bool:
     import apply_speculative
 
@@ -129,8 +193,11 @@ def section_speculative(cases_: int, faithful: int) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="exact,speculative")
+    parser.add_argument("--only", default="exact,chat,speculative")
     parser.add_argument("--model-cases", type=int, default=40, help="sample for the model alone")
+    parser.add_argument(
+        "--chat-model-cases", type=int, default=8, help="chat: held-out sample, model alone"
+    )
     parser.add_argument("--cases", type=int, default=150, help="speculative: most cases")
     parser.add_argument("--faithful", type=int, default=20, help="speculative: faithful wanted")
     args = parser.parse_args()
@@ -138,6 +205,8 @@ def main() -> int:
     ok = True
     if "exact" in sections:
         ok = section_exact(args.model_cases) and ok
+    if "chat" in sections:
+        ok = section_chat(args.chat_model_cases) and ok
     if "speculative" in sections:
         ok = section_speculative(args.cases, args.faithful) and ok
     return 0 if ok else 1

@@ -31,6 +31,7 @@ from apply_devset import Case  # noqa: E402
 from apply_exact import SETS  # noqa: E402
 from harness import pct  # noqa: E402
 from lsprotocol import types  # noqa: E402
+from pygls.exceptions import JsonRpcException  # noqa: E402
 
 from lowentropy.server.apply.__main__ import _edits, _plain, apply_text_edits  # noqa: E402
 from lowentropy.server.apply.feature import APPLY  # noqa: E402
@@ -50,6 +51,7 @@ class SetFigures:
     model_seconds: list[float] = attrs.field(factory=list)
     model_tokens: int = 0
     wrong_names: list[str] = attrs.field(factory=list)
+    errors: list[str] = attrs.field(factory=list)  # JSON-RPC errors instead of an answer
 
     @property
     def exact(self) -> int:
@@ -80,7 +82,11 @@ async def run_set(name: str, cases: Sequence[Case]) -> SetFigures:
                         "end": {"line": b, "character": 0},
                     }
                 started = time.perf_counter()
-                result = _plain(await client.protocol.send_request_async(APPLY, params))
+                try:
+                    result = _plain(await client.protocol.send_request_async(APPLY, params))
+                except JsonRpcException as exc:  # an error reached the user: counted, shown
+                    figures.errors.append(f"{case.name}: {exc}"[:200])
+                    result = {"verified": False, "stats": {}}
                 seconds = time.perf_counter() - started
                 client.text_document_did_close(
                     types.DidCloseTextDocumentParams(
@@ -134,6 +140,8 @@ def report(f: SetFigures) -> None:
         )
     for name in f.wrong_names:
         print(f"   wrong: {name}")
+    for error in f.errors:
+        print(f"   error: {error}")
 
 
 async def run(names: list[str], limit: int | None) -> list[SetFigures]:

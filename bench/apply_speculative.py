@@ -294,6 +294,14 @@ async def main() -> int:
     print(f"rewrites: {len(rows)}, faithful (plain keeps >= 90% of lines): {len(faithful)}")
     print(f"all:      x{ratio(rows):.2f}  {per_pass(rows)}")
     print(f"faithful: x{ratio(faithful):.2f}  {per_pass(faithful)}")
+    for label, sel in (("all", rows), ("faithful", faithful)):
+        plain_rate = sum(r[1].stats.tokens for r in sel) / max(sum(r[1].seconds for r in sel), 1e-9)
+        spec_rate = sum(r[2].stats.tokens for r in sel) / max(sum(r[2].seconds for r in sel), 1e-9)
+        print(
+            f"tokens/s ({label}): plain {plain_rate:.1f}, speculative {spec_rate:.1f}; "
+            f"seconds a rewrite: plain {mean([r[1].seconds for r in sel]):.2f}, "
+            f"speculative {mean([r[2].seconds for r in sel]):.2f}"
+        )
     print(
         f"identical outputs: {same}/{len(rows)} overall, {same_f}/{len(faithful)} faithful "
         "(a differing output has met a batched-vs-one-by-one argmax flip)"

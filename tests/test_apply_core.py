@@ -692,3 +692,13 @@ def test_drift_guard_stops_at_the_first_line_in_neither_region_nor_update() -> N
     # blank lines and fences are neutral; a faithful copy never stops
     calm = DriftGuard(AREA, SKETCH)
     assert not calm.feed("```python\n" + AREA_FIXED + "\n```\n") and not calm.stopped
+
+
+def test_drift_guard_stops_at_a_marker_written_as_code() -> None:
+    """The packaged Qwen 0.5B copies `# (unchanged)` into its rewrite: verify_rewrite refuses
+    that, so the stream stops there and the miss comes back early."""
+    guard = DriftGuard(AREA, SKETCH)
+    head = "def area(width, height):\n"
+    assert not guard.feed(head) and guard.feed("    # ... existing code ...\n    if")
+    assert guard.code == head
+    assert not verify_rewrite(AREA, SKETCH, head + "    # ... existing code ...\n").ok

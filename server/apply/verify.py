@@ -326,13 +326,19 @@ class DriftGuard:
     `verify_rewrite` refuses such a line anyway, so nothing after it can be used; a tiny
     greedy model that has finished copying often rambles on (repeated brackets, the
     sketch again) until its token limit. Feed it the code as it streams (no answer tags);
-    `stopped` turns True once a complete line is unknown, and `code` is the text up to
-    that line. Blank lines and code fences are neutral.
+    `stopped` turns True once a complete line is unknown or one of the update's markers, and
+    `code` is the text up to that line. Blank lines and code fences are neutral.
     """
 
     def __init__(self, original_region: str, update: str) -> None:
-        self._known = {t.strip() for t in update.split("\n")} | {
-            t.strip() for t in original_region.split("\n")
+        region = {t.strip() for t in original_region.split("\n")}
+        self._known = {t.strip() for t in update.split("\n")} | region
+        # The update's markers written as code: refused too (see verify_rewrite), so a
+        # miss stops there instead of after the whole region.
+        self._markers = {
+            line.text.strip()
+            for line in parse_sketch(update, original_region).lines
+            if line.marker and line.text.strip() not in region
         }
         self._done: list[str] = []
         self._line = ""
@@ -344,7 +350,11 @@ class DriftGuard:
         *complete, self._line = (self._line + piece).split("\n")
         for line in complete:
             key = line.strip()
-            if key and not key.startswith("```") and key not in self._known:
+            if (
+                key
+                and not key.startswith("```")
+                and (key not in self._known or key in self._markers)
+            ):
                 self.stopped = True
                 return True
             self._done.append(line)

@@ -164,3 +164,40 @@ async def test_a_changed_signature_ranks_its_call_and_a_changed_line_ranks_its_l
         assert line in stats["lastCandidates"]
         assert "shape" in stats["lastCandidateKinds"][stats["lastCandidates"].index(line)]
     ed.close()
+
+
+async def test_a_name_dropped_from_an_import_is_respelled_where_it_is_used(
+    client: LanguageClient, root: Path
+) -> None:
+    """typed.py: `Dict` dropped from `from typing import Any, Dict`: its use in `load` no
+    longer resolves (pyflakes) and `dict`, the one name spelled alike, does: that line is
+    the place and the edit respells it."""
+    ed = Editor(client, root, "typed.py")
+    at = ed.text.index(", Dict")
+    ed.replace(at, at + len(", Dict"), "")
+    result = await ed.next_edit(at)
+    (edit,) = result["edits"]
+    assert edit["range"]["start"]["line"] == _line(ed.text, "def load")
+    ed.apply(edit)
+    assert "def load(path: str) -> dict[str, Any]:" in ed.text
+    ed.close()
+
+
+async def test_a_two_line_change_is_repeated_where_the_same_two_lines_are(
+    client: LanguageClient, root: Path
+) -> None:
+    """service.py with a copy of `render` below it: `body = json.dumps(payload)` and
+    `return body` rewritten as one `return json.dumps(payload)` in the first; the same
+    two lines in the copy are the place, and the edit there is the same rewrite."""
+    ed = Editor(client, root, "service.py")
+    pair = "    body = json.dumps(payload)\n    return body\n"
+    at = ed.text.index(pair) + len(pair)
+    ed.replace(at, at, "\n\ndef render_again(payload):\n" + pair)  # the second copy
+    first = ed.text.index(pair)
+    ed.replace(first, first + len(pair), "    return json.dumps(payload)\n")
+    result = await ed.next_edit(first)
+    (edit,) = result["edits"]
+    ed.apply(edit)
+    assert ed.text.count("    return json.dumps(payload)\n") == 2
+    assert "body" not in ed.text
+    ed.close()

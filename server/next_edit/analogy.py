@@ -59,7 +59,9 @@ def _by_shape(old: str, new: str, line: str) -> str | None:
     return None if result == line else result
 
 
-def _by_words(before: str, after: str, line: str) -> str | None:
+def _by_words(before: str, after: str, line: str, rest: str) -> str | None:
+    """`line` (and `rest`, the text after it up to the old text's length) with the words
+    edit 1 replaced replaced the same way."""
     start, end_b, end_a = changed_span(before, after)
     while start > 0 and _WORD.match(before[start - 1]):
         start -= 1
@@ -67,12 +69,13 @@ def _by_words(before: str, after: str, line: str) -> str | None:
         end_b += 1
         end_a += 1
     old, new = before[start:end_b], after[start:end_a]
-    if not old.strip() or len(old) > MAX_SUBSTITUTION or "\n" in old:
+    if not old.strip() or len(old) > MAX_SUBSTITUTION:
         return None
-    m = re.search(rf"(?<!\w){re.escape(old)}(?!\w)", line)
-    if m is None:
+    # A multi-line change is looked for from the line on (it spans the lines after it).
+    m = re.compile(rf"(?<!\w){re.escape(old)}(?!\w)").search(line + rest)
+    if m is None or m.start() >= len(line):
         return None
-    return line[: m.start()] + new + line[m.end() :]
+    return (line + rest)[: m.start()] + new + (line + rest)[m.end() :]
 
 
 def analogous_edit(before: str, after: str, line_start: int) -> tuple[int, int, str] | None:
@@ -85,7 +88,11 @@ def analogous_edit(before: str, after: str, line_start: int) -> tuple[int, int, 
     pair = _edited_lines(before, after)
     done = _by_shape(pair[0], pair[1], line) if pair is not None else None
     if done is None:
-        done = _by_words(before, after, line)
+        rest = after[e : e + MAX_SUBSTITUTION]
+        words = _by_words(before, after, line, rest)
+        if words is not None:
+            line, e = line + rest, e + len(rest)
+            done = words
     if done is None or done == line:
         return None
     p = 0  # narrow to the changed part: a small edit, not the whole line

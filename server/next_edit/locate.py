@@ -14,7 +14,7 @@ import attrs
 
 from . import candidates, ranker
 from .analogy import analogous_edit
-from .fixes import drop_unused_import
+from .fixes import drop_unused_import, respell_undefined
 from .propagate import Candidate, Plan, order, plan
 from .syntax import Source
 
@@ -65,10 +65,12 @@ def locate(uri: str, before: str, after: str, language: str, cursor: int) -> Loc
     unused = [e.name for e in best.evidence if e.kind == "problem" and e.name]
     if not edits and unused:
         start = after.rfind("\n", 0, best.offset) + 1
-        dropped = drop_unused_import(after, start, unused[0])
-        if dropped is not None:
-            s, e, new = dropped
-            edits = [Candidate(uri=uri, start=s, end=e, new=new, reason="unused-import")]
+        for fix, reason in ((drop_unused_import, "unused-import"), (respell_undefined, "respell")):
+            found_fix = fix(after, start, unused[0])
+            if found_fix is not None:
+                s, e, new = found_fix
+                edits = [Candidate(uri=uri, start=s, end=e, new=new, reason=reason)]
+                break
     if not edits:
         same = analogous_edit(before, after, best.offset)
         if same is not None:

@@ -97,8 +97,9 @@ def shape(line: str) -> str:
     return _IDENT.sub(lambda m: m.group(0) if keyword.iskeyword(m.group(0)) else "_", s)
 
 
-def _words(text: str) -> list[str]:
-    return [w for w in _IDENT.findall(text) if w not in COMMON and len(w) > 1]
+def _words(text: str, short: bool = False) -> list[str]:
+    """Identifiers that can be evidence; one-letter ones only when `short`."""
+    return [w for w in _IDENT.findall(text) if w not in COMMON and (short or len(w) > 1)]
 
 
 def edit_facts(before: str, after: str) -> EditFacts:
@@ -106,10 +107,12 @@ def edit_facts(before: str, after: str) -> EditFacts:
     _, _, a0, a1 = _lines_of(before, start, end_b)
     first, last, b0, b1 = _lines_of(after, start, end_a)
     old, new = before[a0:a1], after[b0:b1]
-    wo, wn = _words(old), _words(new)
+    # A one-letter name the edit removed (a parameter `w` renamed `width`) is evidence;
+    # one-letter names on the line that the edit left alone are noise.
+    wo, wn = _words(old, short=True), _words(new, short=True)
     removed = {w for w in set(wo) if wo.count(w) > wn.count(w)}
-    added = {w for w in set(wn) if wn.count(w) > wo.count(w)}
-    context = set(wn) - removed - added
+    added = {w for w in set(wn) if wn.count(w) > wo.count(w) and len(w) > 1}
+    context = {w for w in set(wn) if len(w) > 1} - removed - added
     shapes = {shape(x) for x in old.split("\n") if len(x.strip()) >= MIN_SHAPE_CHARS}
     return EditFacts(
         start_line=first,

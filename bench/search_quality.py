@@ -21,7 +21,13 @@ rerun embeds nothing it has seen; each run rewrites the chunk rows, so a change
 to chunking or full-text words is always measured. First run: ~15 min on 2 cores
 (embedding); later runs ~2-3 min per split.
 
-Usage: python bench/search_quality.py [--split dev|heldout|all] [--per-case] [--show N]
+With `--rewrite`, the packaged coder model (Qwen2.5-Coder-0.5B-Instruct, the
+embedded default, greedy) rewrites each query into likely identifiers
+(`retrieval/query_rewrite.py`), and full text, vector and hybrid are measured
+again with them (`+rw` rows) in the same run; the bars then apply to
+`hybrid+rw`. Rewrite latency (p50/p95, one model call per query) is printed.
+
+Usage: python bench/search_quality.py [--split dev|heldout|all] [--rewrite] [--per-case] [--show N]
 """
 
 from __future__ import annotations
@@ -46,11 +52,14 @@ from search_cases import DEFAULT_MIRRORS, Case, git_dir_for, load, materialise  
 
 from lowentropy.models.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from lowentropy.retrieval import Index, IndexConfig  # noqa: E402
+from lowentropy.retrieval.query_rewrite import QueryRewriter  # noqa: E402
 from lowentropy.retrieval.ranking import RankingConfig  # noqa: E402
+from lowentropy.retrieval.search import Searcher  # noqa: E402
 
 # bm25-file ranks whole files (their chunks' text joined): a files-only peer, its
 # hits name no lines, so it finds no symbol by construction.
 SYSTEMS = ("bm25", "bm25-file", "fulltext", "vector", "hybrid")
+REWRITTEN = ("fulltext+rw", "vector+rw", "hybrid+rw")  # with --rewrite
 LIMIT = 10
 FILES_BAR = 1.1
 SYMBOLS_BAR = 1.3
@@ -166,6 +175,8 @@ async def run_case(
     db_uri: str,
     state: Path,
     config: IndexConfig,
+    rewriter: QueryRewriter | None = None,
+    rewrite_seconds: list[float] | None = None,
 ) -> dict[str, list[Hit]]:
     table = f"chunks_{case.parent[:12]}"
     config = attrs.evolve(config, db_uri=db_uri, cache_dir=str(state), table=table)
@@ -183,6 +194,25 @@ async def run_case(
         for mode in ("fulltext", "vector", "hybrid"):
             hits = await index.search(case.query, LIMIT, mode)  # type: ignore[arg-type]
             out[mode] = [Hit(h.rel_path, h.span.start_line, h.span.end_line) for h in hits]
+        if rewriter is not None:
+            started = time.perf_counter()
+            await rewriter.terms(case.query)  # timed alone; the searches below hit its cache
+            if rewrite_seconds is not None:
+                rewrite_seconds.append(time.perf_counter() - started)
+            searcher = Searcher(
+                index.store,
+                embedder,
+                index.root,
+                rrf_k=config.rrf_k,
+                candidates=config.candidates,
+                ranking=config.ranking,
+                rewriter=rewriter,
+            )
+            for mode in ("fulltext", "vector", "hybrid"):
+                hits = await searcher.search(case.query, LIMIT, mode)  # type: ignore[arg-type]
+                out[f"{mode}+rw"] = [
+                    Hit(h.rel_path, h.span.start_line, h.span.end_line) for h in hits
+                ]
         await asyncio.to_thread(index.store.drop)  # rows are rewritten every run anyway
         return out
     finally:
@@ -191,8 +221,8 @@ async def run_case(
 
 def report(tallies: dict[str, Tally], split: str, n: int) -> bool:
     print(f"\n{split}: {n} cases, limit {LIMIT}")
-    print(f"  {'system':9s} files R@5  symbols R@5  files R@10  symbols R@10")
-    for name in SYSTEMS:
+    print(f"  {'system':11s} files R@5  symbols R@5  files R@10  symbols R@10")
+    for name in tallies:
         t = tallies[name]
         s5, s10 = (
             ("-", "-")
@@ -200,10 +230,11 @@ def report(tallies: dict[str, Tally], split: str, n: int) -> bool:
             else (f"{t.mean(t.symbols5):.3f}", f"{t.mean(t.symbols10):.3f}")
         )
         print(
-            f"  {name:9s} {t.mean(t.files5):9.3f}  {s5:>11s}  {t.mean(t.files10):10.3f}  {s10:>12s}"
+            f"  {name:11s} {t.mean(t.files5):9.3f}  {s5:>11s}  {t.mean(t.files10):10.3f}  {s10:>12s}"
         )
     ok = True
-    ours = tallies["hybrid"]
+    mine_name = "hybrid+rw" if "hybrid+rw" in tallies else "hybrid"
+    ours = tallies[mine_name]
     # Files against the better BM25 (chunks or whole files), symbols against chunks.
     files_peer = max(("bm25", "bm25-file"), key=lambda n: tallies[n].mean(tallies[n].files5))
     for label, mine, peer_name, peer, bar in (
@@ -217,7 +248,7 @@ def report(tallies: dict[str, Tally], split: str, n: int) -> bool:
         ok &= passed
         verdict = ("PASS" if passed else "FAIL") if split == "heldout" else "(dev)"
         print(
-            f"{verdict}  hybrid {label} {mine:.3f} = {ratio:.2f}x {peer_name}'s {peer:.3f} "
+            f"{verdict}  {mine_name} {label} {mine:.3f} = {ratio:.2f}x {peer_name}'s {peer:.3f} "
             f"(bar {bar}x)"
         )
     return ok or split != "heldout"
@@ -228,11 +259,11 @@ def _print_case(case: Case, results: dict[str, list[Hit]], cells: list[str], sho
     print(f"{case.repo.split('/')[1][:10]:10s} {case.commit[:8]} {'  '.join(cells)}  {subject}")
     if show:
         print(f"  gold: {', '.join(case.files)}; {', '.join(s.name for s in case.symbols)}")
-        for name in SYSTEMS:
+        for name in results:
             shown = ", ".join(
                 f"{h.path.rsplit('/', 1)[-1]}:{h.start_line + 1}" for h in results[name][:show]
             )
-            print(f"    {name:8s} {shown}")
+            print(f"    {name:11s} {shown}")
 
 
 def clones_missing(mirrors: Path = DEFAULT_MIRRORS) -> list[str]:
@@ -250,23 +281,32 @@ async def evaluate(
     repo: str = "",
     per_case: bool = False,
     show: int = 0,
+    rewriter: QueryRewriter | None = None,
 ) -> bool:
     """Index and search every case of `split`; print the table; False when a bar fails."""
     config = config or IndexConfig()
     cases = [c for c in load(split=None if split == "all" else split) if repo in c.repo]
     print(f"{len(cases)} cases; {config.ranking}, candidates {config.candidates}")
     db_uri = str(cache / "lancedb")
-    tallies = {name: Tally() for name in SYSTEMS}
+    systems = SYSTEMS + (REWRITTEN if rewriter is not None else ())
+    tallies = {name: Tally() for name in systems}
+    rewrite_seconds: list[float] = []
     with tempfile.TemporaryDirectory(prefix="lowentropy-bench-search-") as tmp:
         for case in cases:
             root = await asyncio.to_thread(materialise, case, cache / "trees", mirrors)
-            results = await run_case(case, root, embedder, db_uri, Path(tmp), config)
+            results = await run_case(
+                case, root, embedder, db_uri, Path(tmp), config, rewriter, rewrite_seconds
+            )
             cells = []
-            for name in SYSTEMS:
+            for name in systems:
                 f5, s5 = tallies[name].add(case, results[name])
                 cells.append(f"{name} {f5:.2f}/{s5:.2f}@{first_rank(case, results[name])}")
             if per_case or show:
                 _print_case(case, results, cells, show)
+    if rewrite_seconds:
+        times = sorted(rewrite_seconds)
+        p50, p95 = times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.95))]
+        print(f"query rewrite: {len(times)} queries, p50 {p50:.2f} s, p95 {p95:.2f} s")
     return report(tallies, split, len(cases))
 
 
@@ -282,6 +322,9 @@ async def main() -> int:
         "--ranking", default="", help="tuning: RankingConfig fields, e.g. test=0.5,named=2"
     )
     parser.add_argument("--candidates", type=int, default=IndexConfig().candidates)
+    parser.add_argument(
+        "--rewrite", action="store_true", help="also measure with the coder model's query rewrite"
+    )
     args = parser.parse_args()
     fields = dict(kv.split("=") for kv in args.ranking.split(",") if kv)
     ranking = RankingConfig(**{k: float(v) for k, v in fields.items()})
@@ -291,6 +334,18 @@ async def main() -> int:
     await embedder.embed(["warm up"])
     onnx = await asyncio.to_thread(embedder.wait_for_onnx)
     print(f"query embeddings: {'ONNX Runtime' if onnx else 'torch'}")
+    rewriter = engine = None
+    if args.rewrite:
+        from lowentropy.models.embedded import EmbeddedEngine
+
+        engine = EmbeddedEngine.shared()  # the packaged default coder model
+        print(f"query rewrite: {engine.name}, greedy")
+
+        async def generator() -> EmbeddedEngine:
+            assert engine is not None
+            return engine
+
+        rewriter = QueryRewriter(generator)
     ok = await evaluate(
         embedder,
         args.split,
@@ -300,7 +355,10 @@ async def main() -> int:
         repo=args.repo,
         per_case=args.per_case,
         show=args.show,
+        rewriter=rewriter,
     )
+    if engine is not None:
+        await engine.aclose()
     print(
         f"[search quality: {time.perf_counter() - started:.0f} s, "
         f"{embedder.stats.texts} texts embedded]"

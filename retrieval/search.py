@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from lowentropy.models.types import Embedder
+from lowentropy.retrieval.query_rewrite import QueryRewriter
 from lowentropy.retrieval.ranking import RankingConfig, rank_candidates
 from lowentropy.retrieval.store import CANDIDATE_COLUMNS, RESULT_COLUMNS, ChunkStore
 from lowentropy.retrieval.types import SearchHit, SearchMode, Span
@@ -134,6 +135,7 @@ class Searcher:
         candidates: int = 20,
         reranker: Reranker | None = None,
         ranking: RankingConfig | None = None,
+        rewriter: QueryRewriter | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -142,6 +144,7 @@ class Searcher:
         self.candidates = candidates
         self.reranker = reranker
         self.ranking = ranking or RankingConfig()
+        self.rewriter = rewriter
 
     async def _vector(
         self, query: str, limit: int, columns: Sequence[str] = RESULT_COLUMNS, row_ids: bool = False
@@ -158,9 +161,17 @@ class Searcher:
             fulltext_query(query), limit, columns, row_ids=row_ids
         )
 
+    async def _terms(self, query: str) -> str:
+        """The rewriter's likely identifiers for the query, as one line ('' without one)."""
+        return " ".join(await self.rewriter.terms(query)) if self.rewriter else ""
+
     async def _hybrid(self, query: str, limit: int) -> list[SearchHit]:
         n = max(limit, self.candidates)
-        text_task = asyncio.ensure_future(self._fulltext(query, n, CANDIDATE_COLUMNS, True))
+        # A rewrite (cached by question) adds its names to the full-text side only:
+        # appended to MiniLM's query they made the vector side worse on the dev set.
+        terms = await self._terms(query)
+        text_query = f"{query}\n{terms}" if terms else query
+        text_task = asyncio.ensure_future(self._fulltext(text_query, n, CANDIDATE_COLUMNS, True))
         # Let it reach LanceDB before the embedding thread starts (its tokenizer
         # holds the GIL for a few ms), so full text runs alongside the model.
         await asyncio.sleep(0)
@@ -186,10 +197,12 @@ class Searcher:
         if not query.strip() or limit <= 0:
             return []
         if mode == "fulltext":
-            rows = await self._fulltext(query, limit)
+            terms = await self._terms(query)
+            rows = await self._fulltext(f"{query}\n{terms}" if terms else query, limit)
             hits = [_hit(self.root, r, float(r["_score"])) for r in rows]
         elif mode == "vector":
-            rows = await self._vector(query, limit)
+            terms = await self._terms(query)
+            rows = await self._vector(f"{query}\n{terms}" if terms else query, limit)
             hits = [_hit(self.root, r, 1.0 - float(r["_distance"])) for r in rows]
         else:
             hits = await self._hybrid(query, limit)

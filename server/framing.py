@@ -137,7 +137,13 @@ class FrameReader:
                 body = bytes(self.buf[:length])
                 try:
                     value = json.loads(body.decode("utf-8"))
-                except ValueError:  # UnicodeDecodeError too: a length in characters cuts one
+                except UnicodeDecodeError as exc:
+                    if _is_json(body.decode("utf-8", "replace")):
+                        # The length is right and the JSON whole: one undecodable byte
+                        # inside it. Answered under its id, whatever junk follows.
+                        del self.buf[:length]
+                        return _bad_utf8(body, exc)
+                except ValueError:  # a length in characters, or a wrong one
                     pass
                 else:
                     del self.buf[:length]
@@ -193,6 +199,14 @@ def _first_value(data: bytes) -> tuple[Any, int, bool] | None:
     used = len(text) - len(stripped) + end
     size = len(text[:used].encode("utf-8", "surrogateescape"))
     return value, size, not stripped[end:].strip()
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _bad_utf8(body: bytes, exc: UnicodeDecodeError) -> FrameError:

@@ -66,6 +66,15 @@ def test_junk_between_frames_is_skipped(server: RawServer) -> None:
         assert "result" in server.response(msg_id, timeout=10)
 
 
+def test_invalid_utf8_with_junk_right_behind_it_keeps_its_id(server: RawServer) -> None:
+    """A rightly framed body with an undecodable byte, then junk before the next frame in
+    the same write (found by the fuzz test): the body is answered -32700 under its id."""
+    broken = _request(1).replace(b'"jsonrpc"', b'"json\xffrpc"')
+    server.send(frame(broken) + b"\x00" + frame(_request(2)))
+    assert server.response(1, timeout=10)["error"]["code"] == -32700
+    assert "result" in server.response(2, timeout=10)
+
+
 def test_invalid_positions_get_invalid_params(server: RawServer) -> None:
     """null, negative and >= 2^31 positions on the three position requests: -32602 each."""
     uri = server.open("a.py", "x = 1\n")

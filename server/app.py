@@ -29,6 +29,7 @@ from .ordered_sync import OrderedSyncProtocol
 from .privacy import private_reason
 from .settings import Settings, SettingsError, resolve, unwrap
 from .stats import TabStats
+from .tasks import TaskKeeper
 from .trust import settings_sources
 from .wire import structure, to_plain, unstructure
 
@@ -70,6 +71,7 @@ class LowEntropyServer(LanguageServer):
         self.settings = Settings()
         self.documents = Documents()
         self.backends = Backends()
+        self.tasks = TaskKeeper("server")  # the server's own background work (preloading...)
         self.tab_stats = TabStats()
         self.tab = tab.TabEngine(self)
         self.next_edits = next_edit.NextEdits(self)
@@ -165,8 +167,7 @@ async def initialized(ls: LowEntropyServer, params: types.InitializedParams) -> 
                 types.ShowMessageParams(type=types.MessageType.Error, message=f"lowentropy: {exc}")
             )
 
-    loaded = asyncio.create_task(preload())
-    ls.tab._keep(loaded)
+    loaded = ls.tasks.keep(asyncio.create_task(preload()))
     # Index in the background once the completion model is in: a first keystroke never waits.
     ls.index.start(after=loaded)
     _watch_files(ls)
@@ -199,7 +200,7 @@ def did_change_configuration(
     ls: LowEntropyServer, params: types.DidChangeConfigurationParams
 ) -> None:
     if params.settings is not None and ls.apply_settings_layer("client", params.settings):
-        ls.tab._keep(asyncio.create_task(ls.index.restart_if_changed()))
+        ls.tasks.keep(asyncio.create_task(ls.index.restart_if_changed()))
 
 
 def did_open(ls: LowEntropyServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -304,6 +305,7 @@ def _plain_stats(detail: Any) -> dict[str, object]:
 async def shutdown(ls: LowEntropyServer, params: Any) -> None:
     if ls.log_handler is not None:
         logging.getLogger("lowentropy").removeHandler(ls.log_handler)
+    await ls.tasks.aclose()
     await ls.tab.aclose()
     await ls.next_edits.aclose()
     await ls.index.aclose()

@@ -39,8 +39,9 @@ from lowentropy.retrieval import (
     WalkConfig,
 )
 
-from . import protocol
+from . import protocol, wire
 from .settings import IndexOptions
+from .tasks import TaskKeeper
 
 if TYPE_CHECKING:
     from lowentropy.models.config import RoleConfig
@@ -103,7 +104,7 @@ class IndexService:
         self._pending: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._runner: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskKeeper("indexing", on_failure=self._failed)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -119,7 +120,7 @@ class IndexService:
             index_config(options),
             reranker=make_reranker(options),
         )
-        self.initial_sync = self._keep(asyncio.create_task(self._initial_sync(after)))
+        self.initial_sync = self._tasks.keep(asyncio.create_task(self._initial_sync(after)))
 
     async def restart_if_changed(self) -> None:
         """Settings changed: reopen the index when its own options did."""
@@ -131,41 +132,27 @@ class IndexService:
     async def aclose(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            try:
-                await task
-            except BaseException:  # noqa: S110 - shutting down, errors were logged
-                pass
-        self._tasks.clear()
+        await self._tasks.aclose()
         self._pending.clear()
         if self.index is not None:
             await self.index.aclose()
             await self.index.embedder.aclose()
         self.index = None
 
-    def _keep(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            shown = self.last_error
-            self.last_error = str(exc)
-            if isinstance(exc, StoreUnavailableError):
-                log.warning("indexing failed: %s", exc)  # the message says it all
-            else:
-                log.warning("indexing failed: %s", exc, exc_info=exc)
-            if self.last_error != shown:  # once, not again on every save that fails alike
-                self.ls.window_show_message(
-                    types.ShowMessageParams(
-                        type=types.MessageType.Error,
-                        message=f"lowentropy: indexing failed: {exc}",
-                    )
+    def _failed(self, exc: BaseException) -> None:
+        shown = self.last_error
+        self.last_error = str(exc)
+        if isinstance(exc, StoreUnavailableError):
+            log.warning("indexing failed: %s", exc)  # the message says it all
+        else:
+            log.warning("indexing failed: %s", exc, exc_info=exc)
+        if self.last_error != shown:  # once, not again on every save that fails alike
+            self.ls.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Error,
+                    message=f"lowentropy: indexing failed: {exc}",
                 )
+            )
 
     # ---- syncing -------------------------------------------------------------------------
 
@@ -211,7 +198,7 @@ class IndexService:
         opened = [p for uri in self.ls.documents.uris() if (p := to_fs_path(uri))]
         task = index.request_fill(priority_paths=[*priority, *opened])
         if task not in self._tasks:
-            self._keep(task)
+            self._tasks.keep(task)
 
     def schedule(self, uris: Iterable[str], *, delay: float | None = None) -> None:
         """Re-sync these documents' paths after `delay` seconds without further calls."""
@@ -232,7 +219,7 @@ class IndexService:
     def _kick(self) -> None:
         self._timer = None
         if self._runner is None or self._runner.done():
-            self._runner = self._keep(asyncio.create_task(self._run_pending()))
+            self._runner = self._tasks.keep(asyncio.create_task(self._run_pending()))
 
     async def _run_pending(self) -> None:
         index = self.require()
@@ -338,7 +325,7 @@ def _unavailable(exc: IndexUnavailableError) -> JsonRpcException:
     )
 
 
-async def search(ls: LowEntropyServer, params: Any) -> list[dict[str, Any]]:
+async def search(ls: LowEntropyServer, params: Any) -> Any:
     request = protocol.parse_params(params, protocol.SearchParams, protocol.SEARCH)
     if not request.query.strip():
         raise protocol.invalid_params(f"{protocol.SEARCH}: the query is empty")
@@ -350,32 +337,40 @@ async def search(ls: LowEntropyServer, params: Any) -> list[dict[str, Any]]:
         hits = await ls.index.search(request.query, request.limit)
     except IndexUnavailableError as exc:
         raise _unavailable(exc) from None
-    return [
-        {
-            "location": ls.protocol._converter.unstructure(hit_location(hit)),
-            "score": hit.score,
-            "text": hit.text,
-            "symbol": hit.symbol,
-            "kind": hit.kind,
-        }
+    found = [
+        protocol.SearchHit(
+            location=hit_location(hit),
+            score=hit.score,
+            text=hit.text,
+            symbol=hit.symbol,
+            kind=hit.kind,
+        )
         for hit in hits
     ]
+    return wire.unstructure(found)
 
 
-def _no_status(state: str, model: str, error: str | None) -> dict[str, Any]:
+def _no_status(state: str, model: str, error: str | None) -> Any:
     """indexStatus without an index to count: off, or its database unreachable."""
-    return {
-        "state": state,
-        "files": 0,
-        "chunks": 0,
-        "pendingEmbeddings": 0,
-        "rootHash": "",
-        "model": model,
-        "error": error,
-    }
+    return _status(state, 0, 0, 0, "", model, error)
 
 
-async def index_status(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
+def _status(
+    state: str, files: int, chunks: int, pending: int, root: str, model: str, error: str | None
+) -> Any:
+    result = protocol.IndexStatusResult(
+        state=state,
+        files=files,
+        chunks=chunks,
+        pending_embeddings=pending,
+        root_hash=root,
+        model=model,
+        error=error,
+    )
+    return wire.unstructure(result)
+
+
+async def index_status(ls: LowEntropyServer, params: Any) -> Any:
     service = ls.index
     if service.index is None:
         return _no_status("off", "", service.last_error)
@@ -385,15 +380,15 @@ async def index_status(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
         return _no_status("error", service.index.model, str(exc))
     syncing = service.initial_sync is not None and not service.initial_sync.done()
     state = "indexing" if syncing else "embedding" if status.pending_embeddings else "ready"
-    return {
-        "state": state,
-        "files": status.files,
-        "chunks": status.chunks,
-        "pendingEmbeddings": status.pending_embeddings,
-        "rootHash": status.root_hash,
-        "model": status.model,
-        "error": service.last_error,
-    }
+    return _status(
+        state,
+        status.files,
+        status.chunks,
+        status.pending_embeddings,
+        status.root_hash,
+        status.model,
+        service.last_error,
+    )
 
 
 def did_save(ls: LowEntropyServer, params: types.DidSaveTextDocumentParams) -> None:

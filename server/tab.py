@@ -33,6 +33,7 @@ from .documents import MAX_DOCUMENT_CHARS, LineIndex, codepoints_to_utf16, utf16
 from .postprocess import CursorContext, block_finished, heal_prompt, postprocess, unheal
 from .redaction import mask
 from .suggestion_cache import PendingPrefetch, SuggestionCache, snapshot
+from .tasks import Supersede, Superseded, TaskKeeper
 
 if TYPE_CHECKING:
     from .app import LowEntropyServer
@@ -41,12 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACCEPT_COMMAND = "lowentropy.acceptCompletion"
-SERVER_CANCELLED = int(types.LSPErrorCodes.ServerCancelled)
-
-
-class Superseded(JsonRpcException):
-    CODE = SERVER_CANCELLED
-    MESSAGE = "superseded by a newer completion request for this document"
 
 
 @attrs.frozen(kw_only=True)
@@ -129,11 +124,10 @@ class TabEngine:
     def __init__(self, ls: LowEntropyServer) -> None:
         self.ls = ls
         self.cache = SuggestionCache()
-        self.inflight: dict[str, asyncio.Task[object]] = {}
-        self.superseded: set[asyncio.Task[object]] = set()
+        self.requests = Supersede("completion")
         self.warm_tasks: dict[str, asyncio.Task[None]] = {}
         self.late: dict[str, asyncio.Task[str]] = {}  # generations past their budget, per document
-        self.background: set[asyncio.Task[Any]] = set()
+        self.background = TaskKeeper("tab")
 
     @property
     def stats(self):  # type: ignore[no-untyped-def]
@@ -162,44 +156,36 @@ class TabEngine:
             self.stats.cached_ms.append((time.perf_counter() - started) * 1000)
             return rest
 
-        task = asyncio.current_task()
-        assert task is not None
-        previous = self.inflight.get(cursor.uri)
-        if previous is not None and not previous.done():
-            self.superseded.add(previous)
-            previous.cancel()
-        self.inflight[cursor.uri] = task
         try:
-            late = self.late.pop(cursor.uri, None)
-            if late is not None:
-                late.cancel()  # what it evaluated stays cached: this request goes on from there
-            budget = self.ls.settings.completion.budget_ms / 1000 if budgeted else None
-            deadline = None if budget is None else started + budget
-            pending = self.cache.pending.get(cursor.uri)
-            if pending is not None:
-                if pending.cursor == cursor.offset and pending.expected_text == cursor.text:
-                    left = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
-                    try:
-                        suggestion = await asyncio.wait_for(asyncio.shield(pending.task), left)
-                    except TimeoutError:  # the prefetch runs on and caches what it finds
-                        self.stats.over_budget += 1
-                        return ""
-                    self.stats.prefetch_hits += 1
-                    self.stats.cached_ms.append((time.perf_counter() - started) * 1000)
-                    return suggestion
-                pending.task.cancel()
-                self.cache.pending.pop(cursor.uri, None)
-            suggestion, backend_ms = await self._generate(cursor, deadline)
+            with self.requests.latest(cursor.uri):
+                late = self.late.pop(cursor.uri, None)
+                if late is not None:
+                    late.cancel()  # what it evaluated stays cached: this request goes on from there
+                budget = self.ls.settings.completion.budget_ms / 1000 if budgeted else None
+                deadline = None if budget is None else started + budget
+                pending = self.cache.pending.get(cursor.uri)
+                if pending is not None:
+                    if pending.cursor == cursor.offset and pending.expected_text == cursor.text:
+                        left = (
+                            None if deadline is None else max(deadline - time.perf_counter(), 0.0)
+                        )
+                        try:
+                            suggestion = await asyncio.wait_for(asyncio.shield(pending.task), left)
+                        except TimeoutError:  # the prefetch runs on and caches what it finds
+                            self.stats.over_budget += 1
+                            return ""
+                        self.stats.prefetch_hits += 1
+                        self.stats.cached_ms.append((time.perf_counter() - started) * 1000)
+                        return suggestion
+                    pending.task.cancel()
+                    self.cache.pending.pop(cursor.uri, None)
+                suggestion, backend_ms = await self._generate(cursor, deadline)
+        except Superseded:
+            self.stats.superseded += 1
+            raise
         except asyncio.CancelledError:
-            if task in self.superseded:
-                self.superseded.discard(task)
-                self.stats.superseded += 1
-                raise Superseded() from None
             self.stats.cancelled += 1
             raise
-        finally:
-            if self.inflight.get(cursor.uri) is task:
-                del self.inflight[cursor.uri]
         self.stats.completed += 1
         total_ms = (time.perf_counter() - started) * 1000
         log.debug("tab suggest total_ms=%.2f backend_ms=%.2f", total_ms, backend_ms)
@@ -352,7 +338,7 @@ class TabEngine:
                 self.stats.late_cached += 1
 
         streaming.add_done_callback(done)
-        self._keep(streaming)
+        self.background.keep(streaming)
 
     # ---- prefetch --------------------------------------------------------------------------
 
@@ -383,17 +369,7 @@ class TabEngine:
         self.cache.pending[cursor.uri] = PendingPrefetch(
             expected_text=expected, cursor=new_offset, task=task
         )
-        self._keep(task)
-
-    def _keep(self, task: asyncio.Task[Any]) -> None:
-        self.background.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self.background.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.warning("background tab task failed: %s", t.exception())
-
-        task.add_done_callback(done)
+        self.background.keep(task)
 
     # ---- warming ---------------------------------------------------------------------------
 
@@ -406,11 +382,11 @@ class TabEngine:
             old.cancel()
         task = asyncio.create_task(self._warm_after(uri, delay))
         self.warm_tasks[uri] = task
-        self._keep(task)
+        self.background.keep(task)
 
     async def _warm_after(self, uri: str, delay: float) -> None:
         await asyncio.sleep(delay)
-        if self.inflight.get(uri) is not None or uri in self.cache.pending:
+        if self.requests.running(uri) or uri in self.cache.pending:
             return  # a real request is using the backend: never compete with it
         doc = self.ls.workspace.text_documents.get(uri)
         if doc is None:
@@ -448,11 +424,7 @@ class TabEngine:
             task.cancel()
 
     async def aclose(self) -> None:
-        for task in list(self.background):
-            task.cancel()
-        for task in list(self.background):
-            with contextlib.suppress(BaseException):
-                await task
+        await self.background.aclose()
 
 
 # ---- handlers ------------------------------------------------------------------------------

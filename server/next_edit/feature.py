@@ -21,20 +21,19 @@ document's located edit (no model) for editors without a next-edit UI.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
 from pygls.uris import to_fs_path
 
 from lowentropy.retrieval.languages import language_for
 
 from .. import protocol
 from ..documents import MAX_DOCUMENT_CHARS, utf16_to_codepoints
+from ..tasks import Supersede, Superseded, TaskKeeper
 from ..wire import unstructure
 from .answer import Prediction, _empty, _lsp_range, _parse, _prediction, _range
 from .diffs import Change
@@ -65,11 +64,6 @@ MAX_TIMINGS = 1000  # locate_ms entries kept in the stats
 # 2 CPU cores takes ~5 s) is not asked again until this many located places later:
 # the place alone is answered at once instead of after a wasted second.
 REPROBE_AFTER = 25
-
-
-class Superseded(JsonRpcException):
-    CODE = int(types.LSPErrorCodes.ServerCancelled)
-    MESSAGE = "superseded by a newer next-edit request for this document"
 
 
 @attrs.define
@@ -112,10 +106,9 @@ class NextEdits:
         self.ls = ls
         self.history = EditHistory()
         self.stats = NextEditStats()
-        self.inflight: dict[str, asyncio.Task[Any]] = {}
-        self.superseded: set[asyncio.Task[Any]] = set()
+        self.requests = Supersede("next-edit")
         self.pending: dict[str, _Pending] = {}
-        self.background: set[asyncio.Task[Any]] = set()
+        self.background = TaskKeeper("next-edit")
         self.use_model = True
         self._files: WorkspaceFiles | None = None
         self._local: tuple[str, int, Prediction | None] | None = None  # inline-completion cache
@@ -183,24 +176,12 @@ class NextEdits:
             self.stats.prefetch_hits += 1
             return self._answer(prediction, started_version)
 
-        task = asyncio.current_task()
-        assert task is not None
-        previous = self.inflight.get(uri)
-        if previous is not None and not previous.done():
-            self.superseded.add(previous)
-            previous.cancel()
-        self.inflight[uri] = task
         try:
-            prediction = await self.compute(uri, text, cursor)
-        except asyncio.CancelledError:
-            if task in self.superseded:
-                self.superseded.discard(task)
-                self.stats.superseded += 1
-                raise Superseded() from None
+            with self.requests.latest(uri):
+                prediction = await self.compute(uri, text, cursor)
+        except Superseded:
+            self.stats.superseded += 1
             raise
-        finally:
-            if self.inflight.get(uri) is task:
-                del self.inflight[uri]
         current = self.ls.workspace.text_documents.get(uri)
         if current is None or current.version != started_version or current.source != text:
             self.stats.stale += 1  # edited while we thought: the answer is for an old text
@@ -408,27 +389,12 @@ class NextEdits:
         async def run() -> Prediction:
             return await self.compute(uri, pending.expected, pending.cursor)
 
-        pending.task = asyncio.create_task(run())
-        self._keep(pending.task)
-
-    def _keep(self, task: asyncio.Task[Any]) -> None:
-        self.background.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self.background.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.warning("next-edit background task failed: %s", t.exception())
-
-        task.add_done_callback(done)
+        pending.task = self.background.keep(asyncio.create_task(run()))
 
     async def aclose(self) -> None:
         if self._local_task is not None:
             self._local_task.cancel()
-        for task in list(self.background):
-            task.cancel()
-        for task in list(self.background):
-            with contextlib.suppress(BaseException):
-                await task
+        await self.background.aclose()
 
     # ---- inline completion ---------------------------------------------------------------
 

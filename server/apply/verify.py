@@ -12,10 +12,12 @@ Checks, in order (the first failure is the reason):
    lines of the same definition with one name renamed (the same rename each time), while the
    sketch shows neither those kept lines nor the old name (a rename put next to its lines
    instead of over them, which every other check lets through);
-7. the language's own compiler (Python's `compile`) accepts the result when it accepted the
+7. no line is deleted between two lines that stand together elsewhere in the original (the
+   sketch fits there with nothing deleted, so its place is not proven: `verify_place.py`);
+8. the language's own compiler (Python's `compile`) accepts the result when it accepted the
    original: tree-sitter's grammar takes a body at its header's depth, `return` outside a
    function, and more that CPython refuses;
-8. tree-sitter finds no ERROR or MISSING node the original did not have (counted over the
+9. tree-sitter finds no ERROR or MISSING node the original did not have (counted over the
    whole file and over the changed stretch, so an existing error elsewhere is no excuse).
 """
 
@@ -34,6 +36,7 @@ from .merge import Region
 from .sketch import is_marker, parse_sketch
 from .syntax import compile_error, definitions, parse, syntax_errors
 from .text import Lines, indent_style, split_lines
+from .verify_place import deletion_fits_elsewhere
 
 __all__ = ["DriftGuard", "Verification", "verify", "verify_rewrite"]
 
@@ -468,6 +471,7 @@ def verify(
         lambda: _abbreviations(old, new),
         lambda: _indentation(old, new),
         lambda: _renames_beside(old, new, result, sketch, original, language),
+        lambda: deletion_fits_elsewhere(old, new),
         lambda: _compiles(original, result, language),
         lambda: _syntax(original, result, old, new, language),
     )

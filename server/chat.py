@@ -41,7 +41,7 @@ from lowentropy.prompts.renderer import PromptTooLargeError
 from lowentropy.retrieval import SearchHit, Walker, contains_secret, is_secret_path
 from lowentropy.retrieval.walker import read_bytes
 
-from . import protocol
+from . import protocol, wire
 from .indexing import IndexUnavailableError, hit_location
 from .loop_guard import LoopGuard
 from .positions import line_starts, offset_at
@@ -124,12 +124,12 @@ def _source(ls: LowEntropyServer, uri: str) -> _Source | str:
     return _Source(label=rel, text=text, language=language or "")
 
 
-def _resolve(ls: LowEntropyServer, uri: str, ignored: list[dict[str, str]]) -> _Source | None:
+def _resolve(ls: LowEntropyServer, uri: str, ignored: list[protocol.IgnoredUri]) -> _Source | None:
     """`_source`, noting a refused file in `ignored` (returned to the client) and the log."""
     source = _source(ls, uri)
     if isinstance(source, str):
         log.warning("chat context: %s left out: %s", uri, source)
-        ignored.append({"uri": uri, "reason": source})
+        ignored.append(protocol.IgnoredUri(uri=uri, reason=source))
         return None
     return source
 
@@ -152,7 +152,7 @@ def _chunk(hit: SearchHit) -> ChatChunk:
     return ChatChunk(label=label, text=hit.text, language=hit.language)
 
 
-async def chat(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
+async def chat(ls: LowEntropyServer, params: Any) -> Any:
     request = protocol.parse_params(params, protocol.ChatParams, protocol.CHAT)
     messages = request.messages
     if not messages or messages[-1].role != "user" or not messages[-1].content.strip():
@@ -183,7 +183,7 @@ async def chat(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
     language = ""
     cursor_line = 0
     extra: list[ChatChunk] = []
-    ignored: list[dict[str, str]] = []
+    ignored: list[protocol.IgnoredUri] = []
     if ctx.text_document is not None:
         source = _resolve(ls, ctx.text_document.uri, ignored)
         if source is not None:
@@ -273,7 +273,7 @@ async def chat(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
     offset = len(extra)
     cited = [n - 1 for n in cited_numbers(content, len(chunks)) if n - 1 in prompt.included]
     chosen = [i for i in cited if i >= offset] or [i for i in prompt.included if i >= offset]
-    citations = [ls.protocol._converter.unstructure(hit_location(hits[i - offset])) for i in chosen]
+    citations = [hit_location(hits[i - offset]) for i in chosen]
     log.info(
         "chat: %d prompt tokens, %d excerpts (%d cited), %d answer chars",
         prompt.tokens,
@@ -281,4 +281,5 @@ async def chat(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
         len(cited),
         len(content),
     )
-    return {"content": content, "citations": citations, "ignored": ignored}
+    result = protocol.ChatResult(content=content, citations=citations, ignored=ignored)
+    return wire.unstructure(result)

@@ -39,7 +39,7 @@ from lowentropy.retrieval import (
     WalkConfig,
 )
 
-from . import protocol
+from . import protocol, wire
 from .settings import IndexOptions
 from .tasks import TaskKeeper
 
@@ -325,7 +325,7 @@ def _unavailable(exc: IndexUnavailableError) -> JsonRpcException:
     )
 
 
-async def search(ls: LowEntropyServer, params: Any) -> list[dict[str, Any]]:
+async def search(ls: LowEntropyServer, params: Any) -> Any:
     request = protocol.parse_params(params, protocol.SearchParams, protocol.SEARCH)
     if not request.query.strip():
         raise protocol.invalid_params(f"{protocol.SEARCH}: the query is empty")
@@ -337,32 +337,40 @@ async def search(ls: LowEntropyServer, params: Any) -> list[dict[str, Any]]:
         hits = await ls.index.search(request.query, request.limit)
     except IndexUnavailableError as exc:
         raise _unavailable(exc) from None
-    return [
-        {
-            "location": ls.protocol._converter.unstructure(hit_location(hit)),
-            "score": hit.score,
-            "text": hit.text,
-            "symbol": hit.symbol,
-            "kind": hit.kind,
-        }
+    found = [
+        protocol.SearchHit(
+            location=hit_location(hit),
+            score=hit.score,
+            text=hit.text,
+            symbol=hit.symbol,
+            kind=hit.kind,
+        )
         for hit in hits
     ]
+    return wire.unstructure(found)
 
 
-def _no_status(state: str, model: str, error: str | None) -> dict[str, Any]:
+def _no_status(state: str, model: str, error: str | None) -> Any:
     """indexStatus without an index to count: off, or its database unreachable."""
-    return {
-        "state": state,
-        "files": 0,
-        "chunks": 0,
-        "pendingEmbeddings": 0,
-        "rootHash": "",
-        "model": model,
-        "error": error,
-    }
+    return _status(state, 0, 0, 0, "", model, error)
 
 
-async def index_status(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
+def _status(
+    state: str, files: int, chunks: int, pending: int, root: str, model: str, error: str | None
+) -> Any:
+    result = protocol.IndexStatusResult(
+        state=state,
+        files=files,
+        chunks=chunks,
+        pending_embeddings=pending,
+        root_hash=root,
+        model=model,
+        error=error,
+    )
+    return wire.unstructure(result)
+
+
+async def index_status(ls: LowEntropyServer, params: Any) -> Any:
     service = ls.index
     if service.index is None:
         return _no_status("off", "", service.last_error)
@@ -372,15 +380,15 @@ async def index_status(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
         return _no_status("error", service.index.model, str(exc))
     syncing = service.initial_sync is not None and not service.initial_sync.done()
     state = "indexing" if syncing else "embedding" if status.pending_embeddings else "ready"
-    return {
-        "state": state,
-        "files": status.files,
-        "chunks": status.chunks,
-        "pendingEmbeddings": status.pending_embeddings,
-        "rootHash": status.root_hash,
-        "model": status.model,
-        "error": service.last_error,
-    }
+    return _status(
+        state,
+        status.files,
+        status.chunks,
+        status.pending_embeddings,
+        status.root_hash,
+        status.model,
+        service.last_error,
+    )
 
 
 def did_save(ls: LowEntropyServer, params: types.DidSaveTextDocumentParams) -> None:

@@ -93,6 +93,28 @@ class SearchParams:
 
 
 @attrs.define(kw_only=True)
+class SearchHit:
+    """One `lowentropy/search` result (the request answers a list of them)."""
+
+    location: types.Location
+    score: float
+    text: str
+    symbol: str | None
+    kind: str | None
+
+
+@attrs.define(kw_only=True)
+class IndexStatusResult:
+    state: str  # off | indexing | embedding | ready | error
+    files: int
+    chunks: int
+    pending_embeddings: int
+    root_hash: str
+    model: str
+    error: str | None
+
+
+@attrs.define(kw_only=True)
 class WireChatMessage:
     role: str
     content: str
@@ -113,6 +135,21 @@ class ChatParams:
     # A string or an integer (LSP's ProgressToken); checked by the handler.
     partial_result_token: Any = None
     work_done_token: Any = None
+
+
+@attrs.define(kw_only=True)
+class IgnoredUri:
+    """A file chat's context named that stayed out of the prompt, and why."""
+
+    uri: str
+    reason: str
+
+
+@attrs.define(kw_only=True)
+class ChatResult:
+    content: str
+    citations: list[types.Location]
+    ignored: list[IgnoredUri]
 
 
 # ---- next edit ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from lsprotocol import converters as lsp_converters
 
 T = TypeVar("T")
 
@@ -65,7 +66,18 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(is_list, structure_list)
     conv.register_structure_hook_factory(attrs.has, structure_factory)
     conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)
+
+    # LSP's own types inside ours (a Location, a WorkspaceEdit) are written the way
+    # lsprotocol writes them (its field aliases, its omitted defaults). Registered last,
+    # so it wins over the attrs factory above.
+    lsp = lsp_converters.get_converter()
+    conv.register_structure_hook_func(_is_lsp_type, lsp.structure)
+    conv.register_unstructure_hook_func(_is_lsp_type, lsp.unstructure)
     return conv
+
+
+def _is_lsp_type(tp: Any) -> bool:
+    return isinstance(tp, type) and tp.__module__ == "lsprotocol.types"
 
 
 converter = _make_converter()

@@ -1,6 +1,7 @@
 /**
  * The custom `lowentropy/*` protocol as the extension uses it (the server's side is typed
- * in server/protocol.py and server/apply/feature.py). Positions and ranges are LSP's.
+ * in server/protocol.py; tests/test_protocol_types.py checks that the fields agree).
+ * Positions and ranges are LSP's.
  */
 import type * as lsp from 'vscode-languageclient/node';
 
@@ -45,12 +46,29 @@ export interface ChatParams {
     position?: lsp.Position;
     uris?: string[];
   };
-  partialResultToken?: string;
+  partialResultToken?: string | number;
+  workDoneToken?: string | number;
+}
+
+/** A file the chat context named that stayed out of the prompt (a secret, ignored, outside). */
+export interface IgnoredUri {
+  uri: string;
+  reason: string;
 }
 
 export interface ChatResult {
   content: string;
   citations: lsp.Location[];
+  ignored: IgnoredUri[];
+}
+
+/** One `lowentropy/search` hit; the request answers a list. */
+export interface SearchHit {
+  location: lsp.Location;
+  score: number;
+  text: string;
+  symbol: string | null;
+  kind: string | null;
 }
 
 export interface ApplyParams {

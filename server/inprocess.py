@@ -87,7 +87,9 @@ async def in_process_client(
         with contextlib.suppress(BaseException):
             await reading
         transport.close()
-        server_out.close() if not server_out.closed else None
+        for stream in (server_in, server_out):  # the server thread has ended: its pipe ends
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
 async def complete_at(

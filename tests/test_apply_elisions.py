@@ -90,16 +90,16 @@ def test_a_marker_never_loses_the_lines_it_stands_for(form: str, depth: str) -> 
     assert exact >= (len(cases) - 2 if placeable else len(cases) // 2), (form, depth, exact)
 
 
-def test_a_marker_at_the_header_depth_after_part_of_a_body_is_placed_or_explained() -> None:
-    """After a complete statement the marker may stand for the rest of the body or for what
-    follows the function: the plan defers, and says so."""
+def test_a_marker_at_the_header_depth_after_part_of_a_body_keeps_the_rest_of_it() -> None:
+    """After a complete statement a marker at the header's depth stands for the rest of the
+    body (kept), as chat models mean it: never read as the rest deleted."""
     source = (STDLIB / "contextlib.py").read_text(encoding="utf-8")
     lines = source.split("\n")
     start = lines.index("    def __exit__(self, typ, value, traceback):")
-    sketch = "\n".join([*lines[start : start + 3], "        seen = True", "    # ..."]) + "\n"
+    sketch = "\n".join([lines[start], "        seen = True", "    # ..."]) + "\n"
     plan = plan_apply(source, sketch, language="python")
-    assert plan.result is None
-    assert plan.reason and "may be elided or deleted" in plan.reason
+    kept = "\n".join([*lines[: start + 1], "        seen = True", *lines[start + 1 :]])
+    assert plan.result == kept, plan.reason
     # cut inside a statement (an opened block), the marker can only be the rest of the body
     opened = next(k for k in range(start + 1, start + 30) if lines[k].rstrip().endswith(":"))
     sketch = "\n".join([*lines[start : opened + 1], "    # ..."]) + "\n"

@@ -401,19 +401,22 @@ async def test_edit_selection_rewrites_only_the_selection_or_says_why(applier: A
         assert edits == [] and result.reason
 
 
-async def test_an_ambiguous_sketch_goes_to_the_model_and_streams(applier: Any) -> None:
+async def test_a_sketch_the_merge_cannot_place_goes_to_the_model_and_streams(
+    applier: Any,
+) -> None:
     client, docs, _ = applier
     source = (
-        "class Small:\n    def size(self):\n        return 1\n\n\n"
-        "class Large:\n    def size(self):\n        return 100\n"
+        "class Store:\n    def get(self, key, default=None):\n"
+        "        return self.data.get(key, default)\n\n    def size(self):\n        return 1\n"
     )
-    uri = docs.open(source, "sizes.py")
+    uri = docs.open(source, "store.py")
     with _partials(client, "apply-1") as partials:
         result = await _apply(
             client,
             {
                 "textDocument": {"uri": uri, "version": 1},
-                "sketch": "def size(self):\n    return 1000\n",
+                # its body at the header's depth: the merge does not compile, the model may
+                "sketch": "def get(self, key, default=None):\nreturn default\n",
                 "partialResultToken": "apply-1",
             },
         )
@@ -427,9 +430,34 @@ async def test_an_ambiguous_sketch_goes_to_the_model_and_streams(applier: Any) -
     edits = _edits_of(result.edit, uri)
     if result.verified:
         new = _apply_edits(source, edits)
-        assert "return 1000" in new and new.count("def size(self):") == 2
+        assert "        return default\n" in new and "return 1\n" in new
     else:  # the tiny model's rewrite did not hold up: nothing is offered, and it says why
         assert edits == [] and result.reason
+
+
+async def test_a_sketch_that_fits_twins_equally_is_refused_before_any_model(
+    applier: Any,
+) -> None:
+    """Which of two tied places a sketch means, nothing can prove: a model's pick was verified
+    and could be the wrong one. Refused at once, with the places, and a selection decides."""
+    client, docs, _ = applier
+    source = (
+        "class Small:\n    def size(self):\n        return 1\n\n\n"
+        "class Large:\n    def size(self):\n        return 100\n"
+    )
+    uri = docs.open(source, "sizes.py")
+    params: dict[str, Any] = {
+        "textDocument": {"uri": uri, "version": 1},
+        "sketch": "def size(self):\n    return 1000\n",
+    }
+    result = await _apply(client, params)
+    assert not result.verified and result.stats.path == "deterministic"
+    assert result.stats.tokens == 0 and _edits_of(result.edit, uri) == []
+    assert "fits equally well" in result.reason and "select the code" in result.reason
+    params["range"] = {"start": {"line": 6, "character": 0}, "end": {"line": 8, "character": 0}}
+    result = await _apply(client, params)
+    assert result.verified
+    assert _apply_edits(source, _edits_of(result.edit, uri)) == source.replace("100", "1000")
 
 
 # -- sketches as chat models write them (data: apply_chat_devset.py, stdlib functions) -----

@@ -7,7 +7,8 @@ shown directly above a kept line both methods have. Placement cannot tell the tw
 certain and hands the model the one with the extra line; the model writes the sketch there,
 dropping that line (the sketch shows the header right above the kept line, which reads as a
 deletion). Every other check passed that. The rule: a line deleted between P and Q, where
-the original has P directly above Q elsewhere, is not a proven edit (`verify_place.py`).
+the original has P directly above Q elsewhere, is not a proven edit (`verify_place.py`); a
+merge that breaks it is refused before any model (which would get the same place).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest_asyncio
 from conftest import QUIET_TAB, Docs, lsp_client
 
 from lowentropy.server.apply import verify
+from lowentropy.server.apply.__main__ import _edits, _plain, apply_text_edits
 
 SOURCE = '''"""Record files: a reader and a writer over the same framing."""
 
@@ -92,7 +94,12 @@ async def qwen(tmp_path_factory: Any) -> Any:
         yield client, Docs(client, root)
 
 
-async def test_a_twin_the_model_edits_instead_comes_back_unverified(qwen: Any) -> None:
+async def test_a_sketch_that_fits_a_twin_without_deletion_is_refused_at_once(qwen: Any) -> None:
+    """Through the real server: placement reads the marker after part of the body as the
+    rest kept, finds RecordWriter.open, and its merge deletes `self._created = ...`; the
+    file has the header right above `self._position = 0` in RecordReader. Refused without
+    the model (which would get RecordWriter.open and write the same edit there: it did, and
+    it was verified, before this check)."""
     client, docs = qwen
     uri = docs.open(SOURCE, "records.py")
     params = {"textDocument": {"uri": uri, "version": 1}, "sketch": SKETCH}
@@ -100,8 +107,12 @@ async def test_a_twin_the_model_edits_instead_comes_back_unverified(qwen: Any) -
     result = result._asdict() if hasattr(result, "_asdict") else result
     stats = result["stats"]
     stats = stats._asdict() if hasattr(stats, "_asdict") else stats
-    assert stats["path"] == "model"  # placement is not certain: the model rewrites a region
-    # The region it gets is RecordWriter.open, so no verified answer could be right; greedy,
-    # the packaged model writes the sketch there, deleting `self._created = ...`.
     assert not result["verified"], result["diff"]
     assert FITS_ELSEWHERE in result["reason"], result["reason"]
+    assert stats["path"] == "deterministic" and stats["tokens"] == 0  # no model time spent
+    # Selected, RecordReader.open is the place, and the edit is exact.
+    params["range"] = {"start": {"line": 8, "character": 0}, "end": {"line": 12, "character": 0}}
+    result = _plain(await client.protocol.send_request_async("lowentropy/apply", params))
+    assert result["verified"], result["reason"]
+    expected = SOURCE.replace("    def open(self, path):\n", NEW_HEAD, 1)
+    assert apply_text_edits(SOURCE, _edits(result)) == expected

@@ -7,7 +7,9 @@ edge (context for a deletion when reading them as nothing would leave their defi
 untouched) → if every block is placed for certain, merge and verify (the whole file,
 then each region as a model's rewrite would be: whatever a region loses, its part of the
 sketch shows removed); the plan then carries the result and the touched regions with
-their new text. Otherwise each block's region, widened to its enclosing definition,
+their new text. A sketch that fits several places equally well, or a merge whose
+deletion the file contradicts (`verify_place.py`), is refused at once: no rewrite there
+could be proven. Otherwise each block's region, widened to its enclosing definition,
 goes to the apply model with the part of the sketch that belongs to it.
 """
 
@@ -25,11 +27,10 @@ from .sketch import Sketch, parse_sketch
 from .syntax import Definition, definitions
 from .text import Lines, Reindent, indent_style, indent_width, split_lines
 from .verify import Verification, verify, verify_rewrite
+from .verify_place import deletion_fits_elsewhere
 
 __all__ = ["ApplyPlan", "plan_apply"]
 
-# Ambiguous placements spanning more than this go back to the user, not the model.
-MAX_MODEL_REGION_LINES = 400
 # The most original text one model rewrite sees (with its part of the sketch): the region is
 # read once and written once, so with the embedded model's 4,096-token context about 1,400
 # tokens of code (~5,000 characters) is what fits. A file's size never matters: only the
@@ -53,16 +54,6 @@ class ApplyPlan:
     @property
     def deterministic(self) -> bool:
         return self.result is not None
-
-
-def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for a, b in sorted(spans):
-        if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-        else:
-            merged.append((a, b))
-    return merged
 
 
 def _widen(span: tuple[int, int], defs: list[Definition]) -> tuple[int, int]:
@@ -146,11 +137,6 @@ def _chars(lines: Lines, span: tuple[int, int]) -> int:
 def _model_spans(
     placement: Placement, defs: list[Definition], bounds: tuple[int, int], lines: Lines
 ) -> list[tuple[tuple[int, int], list[int]]]:
-    everyone = list(range(len(placement.blocks)))
-    if placement.ambiguous:
-        a = min(s[0] for s in placement.candidates)
-        b = max(s[1] for s in placement.candidates)
-        return [(_fit((a, b), lines, defs), everyone)]
     spans = []
     placed = placement.spans
     for k, span in enumerate(placed):
@@ -434,6 +420,10 @@ def _plan_sketch(
             if check.ok:
                 return ApplyPlan(result=result, regions=regions)
             reason = f"the deterministic merge failed verification: {check.reason}"
+            if deletion_fits_elsewhere(lines, split_lines(result)) is not None:
+                # The place found is one the sketch does not prove: the model would get that
+                # place too and write the same edit there (seconds spent on a refusal).
+                return ApplyPlan(result=None, regions=(), reason=reason)
     else:
         reason = "; ".join(
             [*placement.ambiguous, *placement.uncertain]
@@ -442,12 +432,12 @@ def _plan_sketch(
                 for k in placement.unplaced
             ]
         )
-    spans = _model_spans(placement, defs, bounds, lines)
-    if (
-        sum(b - a for a, b in _union([s for s, _ in spans])) > MAX_MODEL_REGION_LINES
-        and placement.ambiguous
-    ):
+    if placement.ambiguous:
+        # Tied places: the sketch itself says nothing of which one it means, so no rewrite of
+        # one of them can be proven to be the intended edit (a model picks one, verified and
+        # perhaps wrong). Refused at once: a selection bounds placement to one of them.
         return ApplyPlan(result=None, regions=(), reason=f"{reason}; select the code to change")
+    spans = _model_spans(placement, defs, bounds, lines)
     regions = _regions(lines, parsed, placement, spans, None)
     large = _too_large(regions)
     if large is not None:

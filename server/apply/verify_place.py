@@ -16,6 +16,8 @@ above Q. Blank lines are skipped on both sides (spacing is no evidence of place)
 from __future__ import annotations
 
 import difflib
+import keyword
+import re
 
 from .locate import head, renamed
 from .text import Lines
@@ -23,17 +25,28 @@ from .text import Lines
 __all__ = ["deletion_fits_elsewhere"]
 
 _SIMILAR = 0.6  # an old line this close to a new one in the same hunk was changed, not deleted
+_WORD = re.compile(r"[A-Za-z_]\w*")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_KEYWORDS = frozenset(keyword.kwlist) | {"self", "cls"}
 
 
-def _changed_into(old: str, new: list[str]) -> bool:
-    """Whether old line `old` (stripped) is one of `new`'s lines, edited."""
+def _changed_into(old: str, new: list[str], used: set[int]) -> bool:
+    """Whether old line `old` (stripped) is one of `new`'s lines not `used` yet, edited: the
+    same definition, one name renamed, or most tokens kept with a name in common (`if x:` and
+    `if y:` share only a keyword: the second is a new line, the first deleted)."""
     mark = head(old)
-    for line in new:
-        if mark is not None and head(line) == mark:
-            return True
-        if renamed(line, old) is not None:
-            return True
-        if difflib.SequenceMatcher(None, old, line, autojunk=False).ratio() >= _SIMILAR:
+    words = set(_WORD.findall(old)) - _KEYWORDS
+    tokens = _TOKEN.findall(old)
+    for k, line in enumerate(new):
+        if k in used:
+            continue
+        same_def = mark is not None and mark[0] == "def" and head(line) == mark
+        close = bool(words & set(_WORD.findall(line))) and (
+            difflib.SequenceMatcher(None, tokens, _TOKEN.findall(line), autojunk=False).ratio()
+            >= _SIMILAR
+        )
+        if same_def or close or renamed(line, old) is not None:
+            used.add(k)
             return True
     return False
 
@@ -76,10 +89,11 @@ def deletion_fits_elsewhere(old_lines: Lines, new_lines: Lines) -> str | None:
         if tag not in ("delete", "replace"):
             continue
         added = [t for t in new[a + j1 : a + j2] if t]
+        used: set[int] = set()
         gone = [
             a + i
             for i in range(i1, i2)
-            if old[a + i] and not (tag == "replace" and _changed_into(old[a + i], added))
+            if old[a + i] and not (tag == "replace" and _changed_into(old[a + i], added, used))
         ]
         for k in gone:
             p, q = _prev_code(old, k - 1), _next_code(old, k + 1)

@@ -39,14 +39,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lowentropy.models.errors import BackendError
 from lowentropy.models.llama_tokenizer import LlamaTokenizer
 from lowentropy.models.packaged import resolve_model_path
-from lowentropy.models.types import ChatRequest, CompletionRequest
+from lowentropy.models.types import (
+    Capabilities,
+    ChatRequest,
+    CompletionRequest,
+    Scalar,
+    TextStream,
+    flat_counters,
+)
 
 if TYPE_CHECKING:
     pass
@@ -117,6 +124,15 @@ class EmbeddedEngine:
     def has_chat_template(self) -> bool:
         return self._core.has_chat_template
 
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            chat_template=self._core.has_chat_template, speculation=True, embedded=True
+        )
+
+    def counters(self) -> dict[str, Scalar]:
+        return flat_counters(self._core.stats)
+
     def fim_tokens(self) -> frozenset[str]:
         """Which of FIM_TOKEN_CANDIDATES the vocabulary has as special tokens."""
         return self._core.fim_tokens
@@ -166,7 +182,7 @@ class EmbeddedEngine:
         job = Job(emit=lambda item: None)
         return EngineStream(self._pieces(work, job), job.stats)
 
-    async def _pieces(self, work: Callable[[Job], None], job: Job) -> AsyncIterator[str]:
+    async def _pieces(self, work: Callable[[Job], None], job: Job) -> AsyncGenerator[str, None]:
         if self._closed:
             raise BackendError(f"embedded engine {self.name} is closed")
         loop = asyncio.get_running_loop()
@@ -190,31 +206,15 @@ class EmbeddedEngine:
             job.cancel.set()
 
 
-class EngineStream:
-    """The text pieces of one generation, and its `GenerationStats`.
+class EngineStream(TextStream[GenerationStats]):
+    """The text pieces of one generation, and its `GenerationStats` (a `Stream`).
 
-    An async iterator (and closeable, like the async generator it wraps). The
-    worker thread writes `stats` as it goes; they are final once iteration has
+    The worker thread writes `stats` as it goes; they are final once iteration has
     ended (exhausted, broken off or closed), which is when a caller reads them:
 
-        stream = engine.stream_chat(req)
-        async for piece in stream: ...
+        async with contextlib.aclosing(engine.stream_chat(req)) as stream:
+            async for piece in stream: ...
         stream.stats.tokens, stream.stats.draft_tokens, stream.stats.accepted_draft_tokens
 
     Work starts at the first `__anext__`; a stream never iterated submits nothing.
     """
-
-    def __init__(self, pieces: AsyncIterator[str], stats: GenerationStats) -> None:
-        self._pieces = pieces
-        self.stats = stats
-
-    def __aiter__(self) -> EngineStream:
-        return self
-
-    async def __anext__(self) -> str:
-        return await self._pieces.__anext__()
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._pieces, "aclose", None)
-        if aclose is not None:
-            await aclose()

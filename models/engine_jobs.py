@@ -9,8 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from lowentropy.models.types import GenerationStats
+
 if TYPE_CHECKING:
     pass
+
+__all__ = ["EngineStats", "GenerationCancelled", "GenerationStats", "Job", "Sampling"]
 
 
 @attrs.define
@@ -33,27 +37,6 @@ class EngineStats:
     forward_passes: int = 0  # decode steps after prefill (one per token when not drafting)
     last_ttft_s: float | None = None  # worker start of a request → its first token
     last_queue_wait_s: float | None = None  # submitted → the worker started it
-
-    def as_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
-
-@attrs.define
-class GenerationStats:
-    """Counters for one generation: `EngineStream.stats`, final once the stream ends.
-
-    `forward_passes` counts decode steps after the prompt: plain decoding takes
-    one per token after the first, a verified draft one per batch.
-    """
-
-    tokens: int = 0
-    draft_tokens: int = 0  # proposed from the prediction
-    accepted_draft_tokens: int = 0
-    forward_passes: int = 0
-    prompt_tokens: int = 0
-    prompt_tokens_reused: int = 0
-    ttft_s: float | None = None
-    seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)

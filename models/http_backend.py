@@ -32,7 +32,15 @@ from lowentropy.models.errors import (
     map_httpx_errors,
 )
 from lowentropy.models.sse import Kind, text_deltas
-from lowentropy.models.types import ChatRequest, CompletionRequest, Tokenizer
+from lowentropy.models.types import (
+    Capabilities,
+    ChatRequest,
+    CompletionRequest,
+    Scalar,
+    TextStream,
+    Tokenizer,
+    flat_counters,
+)
 
 if TYPE_CHECKING:
     from lowentropy.models.remote_tokenizer import RemoteTokenizer
@@ -239,17 +247,22 @@ class OpenAIBackend:
 
     # -- Generator
 
-    def stream_completion(self, req: CompletionRequest) -> AsyncGenerator[str, None]:
+    @property
+    def capabilities(self) -> Capabilities:
+        # The endpoint applies its model's chat template; it counts no tokens per stream.
+        return Capabilities(speculation=self.endpoint.supports_prediction)
+
+    def stream_completion(self, req: CompletionRequest) -> TextStream[None]:
         body = completion_body(
             req, model=self.model, supports_prediction=self.endpoint.supports_prediction
         )
-        return self._stream("/v1/completions", body, "completion")
+        return TextStream(self._stream("/v1/completions", body, "completion"), None)
 
-    def stream_chat(self, req: ChatRequest) -> AsyncGenerator[str, None]:
+    def stream_chat(self, req: ChatRequest) -> TextStream[None]:
         body = chat_body(
             req, model=self.model, supports_prediction=self.endpoint.supports_prediction
         )
-        return self._stream("/v1/chat/completions", body, "chat")
+        return TextStream(self._stream("/v1/chat/completions", body, "chat"), None)
 
     async def warm(self, prefix: str) -> None:
         self.stats.warms += 1
@@ -264,6 +277,9 @@ class OpenAIBackend:
 
             self._tokenizer = RemoteTokenizer(self.endpoint, self.role)
         return self._tokenizer
+
+    def counters(self) -> dict[str, Scalar]:
+        return flat_counters(self.stats)
 
     async def aclose(self) -> None:
         if self._tokenizer is not None:

@@ -41,7 +41,15 @@ from lowentropy.models.errors import (
     BackendUnavailable,
 )
 from lowentropy.models.http_backend import BackendStats, HealthReport, OpenAIBackend, make_client
-from lowentropy.models.types import ChatRequest, CompletionRequest, Tokenizer
+from lowentropy.models.types import (
+    Capabilities,
+    ChatRequest,
+    CompletionRequest,
+    Scalar,
+    Stream,
+    TextStream,
+    Tokenizer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +193,19 @@ class Pool:
 
     # -- Generator
 
-    def stream_completion(self, req: CompletionRequest) -> AsyncGenerator[str, None]:
-        return self._stream(lambda b: b.stream_completion(req), req.stable_prefix)
+    @property
+    def capabilities(self) -> Capabilities:
+        # A request may land on any replica: a prediction is sent only if all take it.
+        return Capabilities(
+            speculation=all(r.backend.endpoint.supports_prediction for r in self.replicas)
+        )
 
-    def stream_chat(self, req: ChatRequest) -> AsyncGenerator[str, None]:
-        return self._stream(lambda b: b.stream_chat(req), req.stable_prefix)
+    def stream_completion(self, req: CompletionRequest) -> TextStream[None]:
+        stream = self._stream(lambda b: b.stream_completion(req), req.stable_prefix)
+        return TextStream(stream, None)
+
+    def stream_chat(self, req: ChatRequest) -> TextStream[None]:
+        return TextStream(self._stream(lambda b: b.stream_chat(req), req.stable_prefix), None)
 
     async def warm(self, prefix: str) -> None:
         """Warm the replica that requests with this stable prefix will be routed to."""
@@ -204,6 +220,9 @@ class Pool:
     def tokenizer(self) -> Tokenizer:
         # Replicas serve one model: the first one's tokenizer counts for all.
         return self.replicas[0].backend.tokenizer()
+
+    def counters(self) -> dict[str, Scalar]:
+        return {}  # per replica: `info()`
 
     async def aclose(self) -> None:
         for replica in self.replicas:
@@ -303,7 +322,7 @@ class Pool:
         return BackendUnavailable(f"{self.name}: no healthy replica{soon}")
 
     async def _stream(
-        self, call: Callable[[OpenAIBackend], AsyncGenerator[str, None]], stable_prefix: str
+        self, call: Callable[[OpenAIBackend], Stream], stable_prefix: str
     ) -> AsyncGenerator[str, None]:
         tried: list[Replica] = []
         last_error: BackendError | None = None

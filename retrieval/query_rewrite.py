@@ -25,6 +25,7 @@ the names appended to the vector query (vector 0.630/0.330 -> 0.589/0.293).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections import OrderedDict
@@ -126,5 +127,6 @@ class QueryRewriter:
     async def _rewrite(self, question: str) -> list[str]:
         generator = await self._generator()
         self.generations += 1
-        pieces = [piece async for piece in generator.stream_chat(self.request(question))]
+        async with contextlib.aclosing(generator.stream_chat(self.request(question))) as stream:
+            pieces = [piece async for piece in stream]
         return parse_terms("".join(pieces), self.max_terms)

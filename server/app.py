@@ -271,35 +271,20 @@ async def stats(ls: LowEntropyServer, params: Any) -> Any:
     backends = []
     for role, backend in ls.backends.loaded().items():
         gen = backend.generator
-        detail = getattr(gen, "stats", None)
         backends.append(
             protocol.BackendState(
                 role=role,
                 kind="embedded" if backend.config.embedded else "pool",
-                name=getattr(gen, "name", type(gen).__name__),
+                name=gen.name,
                 template=backend.template.name,
                 tokenizer_exact=bool(backend.tokenizer.exact),
-                detail=_plain_stats(detail),
+                detail=dict(gen.counters()),
             )
         )
     result = protocol.StatsResult(tab=ls.tab_stats.snapshot(), backends=backends)
     if request.reset:
         ls.tab_stats = type(ls.tab_stats)()
     return unstructure(result)
-
-
-def _plain_stats(detail: Any) -> dict[str, object]:
-    if detail is None:
-        return {}
-    import attrs
-
-    if attrs.has(type(detail)):
-        return {
-            k: v for k, v in attrs.asdict(detail).items() if isinstance(v, (int, float, str, bool))
-        }
-    if isinstance(detail, dict):
-        return {str(k): v for k, v in detail.items() if isinstance(v, (int, float, str, bool))}
-    return {}
 
 
 async def shutdown(ls: LowEntropyServer, params: Any) -> None:

@@ -123,6 +123,6 @@ class Backends:
             if id(generator) not in seen:
                 seen.add(id(generator))
                 # The embedded engine is process-wide and outlives one server's settings.
-                if type(generator).__name__ != "EmbeddedEngine":
+                if not generator.capabilities.embedded:
                     await generator.aclose()
         self._built.clear()

@@ -20,6 +20,7 @@ password) are masked in the prompt with every other prompt (`redaction.py`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -253,12 +254,13 @@ async def chat(ls: LowEntropyServer, params: Any) -> Any:
             )
 
     try:
-        async for piece in backend.generator.stream_chat(chat_request):
-            fed = loops.feed(piece)
-            send(fed.text)
-            if fed.stop:
-                log.info("chat: the answer started repeating itself; stopped it there")
-                break
+        async with contextlib.aclosing(backend.generator.stream_chat(chat_request)) as stream:
+            async for piece in stream:
+                fed = loops.feed(piece)
+                send(fed.text)
+                if fed.stop:
+                    log.info("chat: the answer started repeating itself; stopped it there")
+                    break  # aclosing stops the generation now
         send(loops.finish())
     except JsonRpcException:
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import platform
 import time
 from pathlib import Path
@@ -16,9 +17,11 @@ from lowentropy.models.embedded import default_threads, usable_cores
 from lowentropy.models.errors import BackendError
 from lowentropy.models.llama_build import REBUILD, build_report
 from lowentropy.models.packaged import default_model
-from lowentropy.models.types import ROLES, CompletionRequest, Embedder
+from lowentropy.models.pool import Pool
+from lowentropy.models.types import ROLES, CompletionRequest, Embedder, Generator
 
 from .backends import Backends
+from .redaction import unwrap_generator
 from .settings import SettingsError, resolve
 from .trust import settings_sources
 
@@ -63,9 +66,9 @@ async def run_doctor(root: Path) -> int:
             backend = await backends.get(role, config)
             load_s = time.perf_counter() - started
             check = await _probe(backend.generator)
-            health = getattr(backend.generator, "health", None)
-            if health is not None:
-                states = await health()
+            inner = unwrap_generator(backend.generator)
+            if isinstance(inner, Pool):  # each replica's /v1/models
+                states = await inner.health()
                 check += "; " + ", ".join(str(s) for s in states)
             check = f"loaded in {load_s:.2f}s; {check}"
             tokenizer = "exact" if backend.tokenizer.exact else "estimate (chars/4)"
@@ -113,15 +116,16 @@ def _report_build(console: Console, n_threads: int | None) -> bool:
     return not report.problems
 
 
-async def _probe(generator: object) -> str:
+async def _probe(generator: Generator) -> str:
     req = CompletionRequest(prompt="def add(a, b):\n    return", max_tokens=8, temperature=0.0)
     started = time.perf_counter()
     first: float | None = None
     chunks = 0
-    async for _ in generator.stream_completion(req):  # type: ignore[attr-defined]
-        if first is None:
-            first = time.perf_counter() - started
-        chunks += 1
+    async with contextlib.aclosing(generator.stream_completion(req)) as stream:
+        async for _ in stream:
+            if first is None:
+                first = time.perf_counter() - started
+            chunks += 1
     total = time.perf_counter() - started
     return f"first token {1000 * (first or total):.0f} ms, {chunks} chunks in {1000 * total:.0f} ms"
 

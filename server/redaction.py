@@ -12,12 +12,19 @@ so no context path can forget it. Masking keeps lengths, so a prompt's shape
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
 
-from lowentropy.models.types import ChatRequest, CompletionRequest, Generator, Tokenizer
+from lowentropy.models.types import (
+    Capabilities,
+    ChatRequest,
+    CompletionRequest,
+    Generator,
+    Scalar,
+    Stream,
+    Tokenizer,
+)
 from lowentropy.retrieval.secrets import mask_secrets
 
 __all__ = ["RedactingGenerator", "RedactingTokenizer", "mask", "unwrap_generator"]
@@ -48,7 +55,11 @@ class RedactingGenerator:
         self.inner = inner
         self.name = inner.name
 
-    def stream_completion(self, req: CompletionRequest) -> AsyncIterator[str]:
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
+
+    def stream_completion(self, req: CompletionRequest) -> Stream:
         return self.inner.stream_completion(
             attrs.evolve(
                 req,
@@ -58,7 +69,7 @@ class RedactingGenerator:
             )
         )
 
-    def stream_chat(self, req: ChatRequest) -> AsyncIterator[str]:
+    def stream_chat(self, req: ChatRequest) -> Stream:
         messages = tuple(attrs.evolve(m, content=mask(m.content)) for m in req.messages)
         return self.inner.stream_chat(
             attrs.evolve(
@@ -76,12 +87,11 @@ class RedactingGenerator:
     def tokenizer(self) -> Tokenizer:
         return self.inner.tokenizer()
 
+    def counters(self) -> dict[str, Scalar]:
+        return self.inner.counters()
+
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-    def __getattr__(self, name: str) -> Any:
-        # Backend-specific extras (stats, health, has_chat_template) pass through.
-        return getattr(self.inner, name)
 
 
 def unwrap_generator(generator: Generator) -> Generator:

@@ -32,6 +32,7 @@ from lowentropy.retrieval.secrets import is_secret_path, mask_secrets
 from .documents import MAX_DOCUMENT_CHARS, LineIndex, codepoints_to_utf16, utf16_to_codepoints
 from .postprocess import CursorContext, block_finished, heal_prompt, postprocess, unheal
 from .redaction import mask
+from .stats import TabStats
 from .suggestion_cache import PendingPrefetch, SuggestionCache, snapshot
 from .tasks import Supersede, Superseded, TaskKeeper
 
@@ -130,7 +131,7 @@ class TabEngine:
         self.background = TaskKeeper("tab")
 
     @property
-    def stats(self):  # type: ignore[no-untyped-def]
+    def stats(self) -> TabStats:
         return self.ls.tab_stats
 
     # ---- the request path ----------------------------------------------------------------
@@ -299,7 +300,7 @@ class TabEngine:
         raw = ""
         try:
             async with asyncio.timeout(role.timeouts.total + 1.0):
-                async with contextlib.aclosing(backend.generator.stream_completion(req)) as stream:  # type: ignore[type-var]
+                async with contextlib.aclosing(backend.generator.stream_completion(req)) as stream:
                     async for delta in stream:
                         written += delta
                         fitted = unheal(written, healed)

@@ -24,10 +24,12 @@ from lowentropy.models.packaged import (
 )
 from lowentropy.models.stop_scanner import StopScanner
 from lowentropy.models.types import (
+    Capabilities,
     ChatMessage,
     ChatRequest,
     CompletionRequest,
     Generator,
+    Stream,
     Tokenizer,
 )
 
@@ -112,6 +114,20 @@ def test_tokenizer_is_exact_and_knows_special_tokens(engine: EmbeddedEngine) -> 
     assert tok.detokenize(tok.tokenize(text)) == text
     # A vocab-only load of the same file counts the same.
     assert LlamaTokenizer.from_gguf(engine.model_path).count(text) == tok.count(text)
+
+
+async def test_capabilities_counters_and_a_stream_closed_early(engine: EmbeddedEngine) -> None:
+    assert engine.capabilities == Capabilities(
+        chat_template=engine.has_chat_template, speculation=True, embedded=True
+    )
+    started = engine.counters()["generations_started"]
+    req = CompletionRequest(prompt=CODE_PROMPT, max_tokens=64)
+    async with contextlib.aclosing(engine.stream_completion(req)) as stream:
+        assert isinstance(stream, Stream)
+        async for _ in stream:
+            break  # closed after the first piece: the worker stops between tokens
+    assert stream.stats is not None and 1 <= stream.stats.tokens < 64
+    assert engine.counters()["generations_started"] == started + 1
 
 
 def test_fim_tokens_and_chat_template(engine: EmbeddedEngine) -> None:

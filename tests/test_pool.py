@@ -8,6 +8,7 @@ model; other FaultInjectionServers play the dead, failing and slow replicas.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -32,7 +33,7 @@ from lowentropy.models.pool import (
     rendezvous_order,
     rendezvous_score,
 )
-from lowentropy.models.types import CompletionRequest, Generator
+from lowentropy.models.types import Capabilities, CompletionRequest, Generator, Stream
 
 TIMEOUTS = Timeouts(connect=1.0, read=10.0, total=30.0)
 ROLE = RoleConfig(timeouts=TIMEOUTS)
@@ -73,6 +74,25 @@ async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
+
+
+async def test_a_pool_states_its_capabilities_and_a_closed_stream_ends_its_replicas(
+    llama_server: str, client: httpx.AsyncClient
+) -> None:
+    pool = Pool([backend(llama_server, client)])
+    assert pool.capabilities == Capabilities(chat_template=True, speculation=False, embedded=False)
+    predicting = OpenAIBackend(EndpointConfig(url=llama_server, supports_prediction=True), ROLE)
+    assert Pool([predicting]).capabilities.speculation
+    assert not Pool([predicting, backend(llama_server, client)]).capabilities.speculation
+    await predicting.aclose()
+    async with contextlib.aclosing(pool.stream_completion(request(max_tokens=16))) as stream:
+        assert isinstance(stream, Stream)
+        async for _ in stream:
+            break  # closing the pool's stream closes the replica's HTTP stream now
+    assert stream.stats is None  # an HTTP endpoint counts no tokens per stream
+    assert pool.counters() == {}
+    counters = pool.replicas[0].backend.counters()
+    assert (counters["started"], counters["cancelled"]) == (1, 1)
 
 
 async def test_same_stable_prefix_same_replica(

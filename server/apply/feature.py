@@ -14,10 +14,11 @@ refused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -25,7 +26,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.uris import to_fs_path
 
-from lowentropy.models.types import ChatMessage, ChatRequest
+from lowentropy.models.types import ChatMessage, ChatRequest, Stream
 from lowentropy.retrieval.languages import language_for
 
 from .. import protocol
@@ -298,8 +299,8 @@ async def _rewrite_region(
     config = ls.settings.role("apply")
     fmt = get_apply_format(config.template or DEFAULT_APPLY_FORMAT)
     backend = await ls.backends.get("apply", config)
-    stream: AsyncIterator[str]
-    if getattr(backend.generator, "has_chat_template", True):
+    stream: Stream
+    if backend.generator.capabilities.chat_template:
         chat = apply_chat_request(
             region.original, region.update, instruction=instruction, language=language, format=fmt
         )
@@ -313,22 +314,20 @@ async def _rewrite_region(
         raw = attrs.evolve(raw, max_tokens=min(raw.max_tokens, config.max_tokens))
         stream = backend.generator.stream_completion(raw)
     pieces: list[str] = []
-    generation_stats: dict[str, int] = {}
     # What the client sees while it streams: the code only, at the region's indentation.
     shown = UpdatedCodeStream(_common_indent(region.original) if fmt.dedent else "")
     # A line in neither the region nor the update fails verification: stop there.
     guard = DriftGuard(region.original, region.update)
     try:
-        async for piece in stream:
-            pieces.append(piece)
-            code = shown.code(piece)
-            if guard.feed(code):
-                log.info("apply: the model wrote a line in neither region nor sketch; stopped")
-                break
-            if on_piece is not None and code:
-                on_piece(region, index, shown.reindent(code))
-        if guard.stopped:
-            await _close(stream)
+        async with contextlib.aclosing(stream):  # stopping early stops the generation
+            async for piece in stream:
+                pieces.append(piece)
+                code = shown.code(piece)
+                if guard.feed(code):
+                    log.info("apply: the model wrote a line in neither region nor sketch; stopped")
+                    break
+                if on_piece is not None and code:
+                    on_piece(region, index, shown.reindent(code))
     except JsonRpcException:
         raise
     except Exception as exc:
@@ -337,30 +336,13 @@ async def _rewrite_region(
         raise JsonRpcException(
             message=f"lowentropy: the apply model failed: {exc}", code=REQUEST_FAILED
         ) from exc
-    finally:
-        generation_stats = _speculation_stats(stream)
-    stats.tokens += generation_stats.get("tokens", 0)
-    stats.draft_tokens += generation_stats.get("draft_tokens", 0)
-    stats.accepted_draft_tokens += generation_stats.get("accepted_draft_tokens", 0)
+    if stream.stats is not None:  # final now that the stream is closed
+        stats.tokens += stream.stats.tokens
+        stats.draft_tokens += stream.stats.draft_tokens
+        stats.accepted_draft_tokens += stream.stats.accepted_draft_tokens
     answer = f"{OPEN_TAG}\n{guard.code}{STOP}" if guard.stopped else "".join(pieces)
     rewritten: str = parse_updated_code(answer, region.original)
     return rewritten
-
-
-async def _close(stream: Any) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-def _speculation_stats(stream: Any) -> dict[str, int]:
-    stats = getattr(stream, "stats", None)
-    if stats is None:
-        return {}
-    return {
-        k: int(getattr(stats, k, 0) or 0)
-        for k in ("tokens", "draft_tokens", "accepted_draft_tokens")
-    }
 
 
 def outcome_result(ls: LowEntropyServer, outcome: ApplyOutcome) -> dict[str, Any]:
@@ -438,7 +420,8 @@ async def compute_edit_selection(
         stable_prefix=EDIT_SYSTEM,
     )
     try:
-        answer = "".join([piece async for piece in backend.generator.stream_chat(request)])
+        async with contextlib.aclosing(backend.generator.stream_chat(request)) as stream:
+            answer = "".join([piece async for piece in stream])
     except Exception as exc:
         raise JsonRpcException(
             message=f"lowentropy: the chat model failed: {exc}", code=REQUEST_FAILED

@@ -165,7 +165,7 @@ async def model_prediction(
     try:
         async with asyncio.timeout(role.timeouts.total + 1.0):
             stream = backend.generator.stream_completion(req)
-            async with contextlib.aclosing(stream):  # type: ignore[type-var]
+            async with contextlib.aclosing(stream):
                 async for delta in stream:
                     raw += delta
                     if t.region_end in raw:

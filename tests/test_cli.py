@@ -127,7 +127,13 @@ def test_stdout_carries_only_lsp_while_the_model_loads(tmp_path: Path) -> None:
             "jsonrpc": "2.0",
             "id": 1,
             "method": "initialize",
-            "params": {"capabilities": {}, "rootUri": tmp_path.as_uri()},
+            "params": {
+                "capabilities": {},
+                "rootUri": tmp_path.as_uri(),
+                # The stream is under test, not the latency: a loaded machine may take
+                # longer than the keystroke budget for the model's first answer.
+                "initializationOptions": {"completion": {"budgetMs": 60000}},
+            },
         },
         {"jsonrpc": "2.0", "method": "initialized", "params": {}},
         {

@@ -201,3 +201,26 @@ async def test_a_two_line_change_is_repeated_where_the_same_two_lines_are(
     assert ed.text.count("    return json.dumps(payload)\n") == 2
     assert "body" not in ed.text
     ed.close()
+
+
+async def test_a_renamed_loop_variable_is_renamed_again_later_on_its_own_line(
+    client: LanguageClient, root: Path
+) -> None:
+    """`for arg in vars(args): print(arg)`: the loop variable renamed `name` where it is
+    bound; its use later on the same line is the place (the candidate lines leave the
+    edited line out), and the edit there is the same rename."""
+    text = (root / "service.py").read_text(encoding="utf-8")
+    at = text.index("    print(render(data))\n")
+    text = text[:at] + "    for arg in vars(args): print(arg)\n" + text[at:]
+    (root / "loop.py").write_text(text, encoding="utf-8")
+    ed = Editor(client, root, "loop.py")
+    bound = ed.text.index("for arg") + len("for ")
+    ed.replace(bound, bound + len("arg"), "name")
+    result = await ed.next_edit(bound + len("name"))
+    (edit,) = result["edits"]
+    assert edit["range"]["start"]["line"] == _line(ed.text, "for name in")
+    ed.apply(edit)
+    assert "    for name in vars(args): print(name)\n" in ed.text
+    stats = await ne_stats(client)
+    assert {"determined", "propagation"} <= set(stats["lastKinds"])
+    ed.close()

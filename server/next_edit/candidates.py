@@ -36,7 +36,7 @@ from typing import Any
 import attrs
 
 from .diffs import changed_span
-from .syntax import Source
+from .syntax import Source, parsed
 
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _STRING = re.compile(r"""("[^"\n]*"|'[^'\n]*')""")
@@ -292,7 +292,7 @@ def find(
     if python:
         # tree-sitter first (~10 ms on 2,000 lines): CPython's parser takes ~0.3 s to fail
         # on such a file (its second pass that words the error), ast only when it parses.
-        src = Source(after, "python")
+        src = parsed(after, "python")
         first_error = _first_error_line(src)
         if first_error is not None:
             error = SyntaxError("invalid syntax", ("<buffer>", first_error + 1, 0, ""))

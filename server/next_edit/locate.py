@@ -16,7 +16,7 @@ from . import candidates, ranker
 from .analogy import analogous_edit
 from .fixes import drop_unused_import, respell_undefined
 from .propagate import Candidate, Plan, order, plan
-from .syntax import Source
+from .syntax import Source, parsed
 
 NEAR_LINES = 1  # a propagated edit this close to the chosen line is the edit made there
 TOP = 5
@@ -53,11 +53,14 @@ def locate(uri: str, before: str, after: str, language: str, cursor: int) -> Loc
     )
     ranked = ranker.rank(cands)
     top = tuple((c.line, tuple(sorted(c.kinds()))) for _, c, _ in ranked[:TOP])
+    determined = order([c for c in found.local if c.new is not None], uri, cursor)
+    beside = _beside(found, determined, after, cursor)
+    if beside is not None:
+        return Located(plan=found, location=beside, candidates=len(cands), top=top)
     chosen = ranker.best(cands)
     if chosen is None:
         return Located(plan=found, location=None, candidates=len(cands), top=top)
     confidence, best = chosen
-    determined = order([c for c in found.local if c.new is not None], uri, cursor)
     here = [c for c in determined if abs(after.count("\n", 0, c.start) - best.line) <= NEAR_LINES]
     if here and language == "python" and _breaks(after, here[0]):
         here = []  # a substitution repeated where it does not fit (`def os.getcwd():`)
@@ -92,8 +95,29 @@ def locate(uri: str, before: str, after: str, language: str, cursor: int) -> Loc
     )
 
 
+def _beside(found: Plan, determined: list[Candidate], after: str, cursor: int) -> Location | None:
+    """A rename's next occurrence on the cursor's own line, after the cursor (`x = x or 1`
+    with the first `x` renamed): the candidate lines leave out the edited line, and no place
+    is surer than this one."""
+    if found.kind != "rename" or not determined:
+        return None
+    line_start = after.rfind("\n", 0, cursor) + 1
+    line_end = after.find("\n", cursor)
+    line_end = len(after) if line_end < 0 else line_end
+    first = determined[0]
+    if not cursor <= first.start < line_end:
+        return None
+    return Location(
+        line=after.count("\n", 0, line_start),
+        offset=first.start,
+        confidence=1.0,
+        kinds=("determined", "propagation"),
+        edits=tuple(determined),
+    )
+
+
 def _breaks(text: str, edit: Candidate) -> bool:
     """Whether `edit` adds syntax errors (tree-sitter: a failing `ast.parse` of a large
     file takes ~0.3 s)."""
     new = text[: edit.start] + (edit.new or "") + text[edit.end :]
-    return Source(new, "python").errors() > Source(text, "python").errors()
+    return Source(new, "python").errors() > parsed(text, "python").errors()

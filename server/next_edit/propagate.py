@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 from .diffs import Change, changed_span
-from .syntax import FUNCTIONS, SCOPES, Call, Header, Param, Source
+from .syntax import FUNCTIONS, SCOPES, Call, Header, Param, Source, parsed
 
 _WORD = re.compile(r"\w")
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
@@ -93,12 +93,12 @@ def plan(uri: str, before: str, after: str, language: str) -> Plan:
         return Plan(kind="none", local=())
     start, end_b, end_a = word_span(before, after)
     old, new = before[start:end_b], after[start:end_a]
-    src_after = Source(after, language)
+    src_after = parsed(after, language)
     if _IDENTIFIER.fullmatch(old) and _IDENTIFIER.fullmatch(new) and not keyword.iskeyword(old):
         found = _rename(uri, before, src_after, start, old, new, language)
         if found is not None:
             return found
-    src_before = Source(before, language)
+    src_before = parsed(before, language)
     p0, pb, pa = changed_span(before, after)
     sig = _signature(uri, src_before, src_after, p0, pb, pa)
     if sig is not None:

@@ -6,6 +6,7 @@ identifier, no scopes), which keeps propagation useful, only less precise.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import attrs
@@ -239,3 +240,11 @@ class Source:
             return None
         kind = "default" if ("default" in t or "optional" in t or "assignment" in t) else "pos"
         return Param(name=m.group(0), kind=kind)
+
+
+@functools.lru_cache(maxsize=8)
+def parsed(text: str, language: str) -> Source:
+    """`Source(text, language)`, shared: one next-edit request parses the text after the
+    edit in propagation, the candidate sources and the syntax check of the chosen edit
+    (~10 ms each on a 2,000-line file). Sources are never changed after they are made."""
+    return Source(text, language)

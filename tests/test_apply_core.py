@@ -721,3 +721,22 @@ def test_drift_guard_stops_at_a_marker_written_as_code() -> None:
     assert not guard.feed(head) and guard.feed("    # ... existing code ...\n    if")
     assert guard.code == head
     assert not verify_rewrite(AREA, SKETCH, head + "    # ... existing code ...\n").ok
+
+
+def test_drift_guard_stops_when_a_kept_line_comes_before_the_sketchs_new_line() -> None:
+    """The packaged model's miss on the rename cases: it copies the line the sketch changes
+    and goes on to the next kept line; verification refuses that (the sketch's line is
+    missing), so the stream stops at that kept line, not at the end of the region."""
+    guard = DriftGuard(AREA, SKETCH)
+    unchanged = 'def area(width, height):\n    """The area."""\n    if width < 0:\n'
+    assert not guard.feed(unchanged)  # the old condition: a region line, nothing doomed yet
+    assert guard.feed('        raise ValueError("width")\n')  # kept, with `<= 0` not written
+    assert guard.code == unchanged and guard.reason and "if width <= 0:" in guard.reason
+    assert guard.doomed  # the server refuses with this reason, not with what came before
+    # what it was writing is refused anyway: the sketch's line is missing from the result
+    check = verify(AREA, AREA, SKETCH, language="python")
+    assert not check.ok and check.reason and "is missing from the result" in check.reason
+    # the faithful rewrite, streamed in pieces, never stops
+    calm = DriftGuard(AREA, SKETCH)
+    assert not any(calm.feed(AREA_FIXED[k : k + 5]) for k in range(0, len(AREA_FIXED), 5))
+    assert calm.feed("(\n") and not calm.doomed  # rambling after it: stopped, not doomed

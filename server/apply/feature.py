@@ -122,6 +122,11 @@ class StaleVersionError(JsonRpcException):
     CODE = CONTENT_MODIFIED
 
 
+class RewriteDoomedError(Exception):
+    """The model's rewrite was stopped at a line no continuation can make right (a line
+    the sketch adds, skipped: `DriftGuard.doomed`); the message says which."""
+
+
 class RegionTooLargeError(Exception):
     """A region the model's context cannot hold (plan.py bounds regions for a 4,096-token
     context; a smaller one, or a server's own limit, can still refuse)."""
@@ -229,6 +234,9 @@ async def compute_apply(
                 rewritten = await _rewrite_region(
                     ls, region, index, language, instruction, stats, on_piece
                 )
+            except RewriteDoomedError as exc:  # stopped early: no continuation could verify
+                reason = f"the apply model's rewrite failed verification: {exc}"
+                rewritten = region.original
             except RegionTooLargeError as exc:  # a refusal with its reason, not an error
                 reason = (
                     f"lines {region.start_line + 1}-{region.end_line} do not fit the apply "
@@ -316,7 +324,8 @@ async def _rewrite_region(
     pieces: list[str] = []
     # What the client sees while it streams: the code only, at the region's indentation.
     shown = UpdatedCodeStream(_common_indent(region.original) if fmt.dedent else "")
-    # A line in neither the region nor the update fails verification: stop there.
+    # A line that fails verification whatever follows (in neither region nor update, a
+    # marker, a kept line before a new one it follows): stop there (guard.py).
     guard = DriftGuard(region.original, region.update)
     try:
         async with contextlib.aclosing(stream):  # stopping early stops the generation
@@ -324,7 +333,7 @@ async def _rewrite_region(
                 pieces.append(piece)
                 code = shown.code(piece)
                 if guard.feed(code):
-                    log.info("apply: the model wrote a line in neither region nor sketch; stopped")
+                    log.info("apply: the rewrite stopped: %s", guard.reason)
                     break
                 if on_piece is not None and code:
                     on_piece(region, index, shown.reindent(code))
@@ -340,6 +349,8 @@ async def _rewrite_region(
         stats.tokens += stream.stats.tokens
         stats.draft_tokens += stream.stats.draft_tokens
         stats.accepted_draft_tokens += stream.stats.accepted_draft_tokens
+    if guard.doomed:
+        raise RewriteDoomedError(guard.reason)
     answer = f"{OPEN_TAG}\n{guard.code}{STOP}" if guard.stopped else "".join(pieces)
     rewritten: str = parse_updated_code(answer, region.original)
     return rewritten

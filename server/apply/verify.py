@@ -31,6 +31,7 @@ from collections.abc import Callable
 import attrs
 
 from .abbrev import abbreviation, elides, matches
+from .guard import DriftGuard
 from .locate import renamed
 from .merge import Region
 from .sketch import is_marker, parse_sketch
@@ -321,52 +322,6 @@ def _blanks_shown(new: tuple[str, ...], j1: int, j2: int, runs: list[_Run]) -> b
         q += 1
     chain = [t.strip() for t in new[max(p, 0) : min(q + 1, len(new))]]
     return any(_shows(run, chain, p < 0, q >= len(new), raw=True) for run in runs)
-
-
-class DriftGuard:
-    """Stops a streaming rewrite at its first line that is in neither the region nor the update.
-
-    `verify_rewrite` refuses such a line anyway, so nothing after it can be used; a tiny
-    greedy model that has finished copying often rambles on (repeated brackets, the
-    sketch again) until its token limit. Feed it the code as it streams (no answer tags);
-    `stopped` turns True once a complete line is unknown or one of the update's markers, and
-    `code` is the text up to that line. Blank lines and code fences are neutral.
-    """
-
-    def __init__(self, original_region: str, update: str) -> None:
-        region = {t.strip() for t in original_region.split("\n")}
-        self._known = {t.strip() for t in update.split("\n")} | region
-        # The update's markers written as code: refused too (see verify_rewrite), so a
-        # miss stops there instead of after the whole region.
-        self._markers = {
-            line.text.strip()
-            for line in parse_sketch(update, original_region).lines
-            if line.marker and line.text.strip() not in region
-        }
-        self._done: list[str] = []
-        self._line = ""
-        self.stopped = False
-
-    def feed(self, piece: str) -> bool:
-        if self.stopped:
-            return True
-        *complete, self._line = (self._line + piece).split("\n")
-        for line in complete:
-            key = line.strip()
-            if (
-                key
-                and not key.startswith("```")
-                and (key not in self._known or key in self._markers)
-            ):
-                self.stopped = True
-                return True
-            self._done.append(line)
-        return False
-
-    @property
-    def code(self) -> str:
-        """The complete lines accepted so far, each with its newline."""
-        return "".join(line + "\n" for line in self._done)
 
 
 def verify_rewrite(original_region: str, update: str, rewritten: str) -> Verification:

@@ -34,8 +34,8 @@ from lsprotocol import types  # noqa: E402
 from pygls.exceptions import JsonRpcException  # noqa: E402
 
 from lowentropy.server.apply.__main__ import _edits, _plain, apply_text_edits  # noqa: E402
-from lowentropy.server.apply.feature import APPLY  # noqa: E402
 from lowentropy.server.inprocess import in_process_client  # noqa: E402
+from lowentropy.server.protocol import APPLY  # noqa: E402
 
 
 @attrs.define

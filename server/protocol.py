@@ -152,6 +152,52 @@ class ChatResult:
     ignored: list[IgnoredUri]
 
 
+# ---- apply ---------------------------------------------------------------------------------
+
+APPLY = "lowentropy/apply"
+EDIT_SELECTION = "lowentropy/editSelection"
+
+
+@attrs.define(kw_only=True)
+class ApplyParams:
+    text_document: WireDocument
+    sketch: str
+    range: WireRange | None = None
+    instruction: str | None = None
+    partial_result_token: Any = None
+    work_done_token: Any = None
+
+
+@attrs.define(kw_only=True)
+class EditSelectionParams:
+    text_document: WireDocument
+    range: WireRange
+    instruction: str
+    partial_result_token: Any = None
+    work_done_token: Any = None
+
+
+@attrs.define(kw_only=True)
+class ApplyStats:
+    """What an apply cost: the model's tokens (draft ones proposed and accepted), seconds."""
+
+    tokens: int = 0
+    draft_tokens: int = 0
+    accepted_draft_tokens: int = 0
+    seconds: float = 0.0
+    path: str = "deterministic"  # or "model"
+
+
+@attrs.define(kw_only=True)
+class ApplyResult:
+    edit: types.WorkspaceEdit  # empty unless verified
+    diff: str
+    verified: bool
+    reason: str | None  # why it is not verified (or a note when it is)
+    version: int  # the document version the edit is against
+    stats: ApplyStats
+
+
 # ---- next edit ---------------------------------------------------------------------------
 
 NEXT_EDIT = "lowentropy/nextEdit"

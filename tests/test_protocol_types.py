@@ -32,6 +32,10 @@ PAIRS = {
     "SearchHit": protocol.SearchHit,
     "BackendState": protocol.BackendState,
     "StatsResult": protocol.StatsResult,
+    "ApplyParams": protocol.ApplyParams,
+    "EditSelectionParams": protocol.EditSelectionParams,
+    "ApplyStats": protocol.ApplyStats,
+    "ApplyResult": protocol.ApplyResult,
 }
 
 

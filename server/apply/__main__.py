@@ -22,7 +22,7 @@ from lsprotocol import types
 
 from lowentropy.server.documents import utf16_to_codepoints
 
-from .feature import APPLY
+from ..protocol import APPLY
 
 __all__ = ["add_arguments", "apply_answer", "main", "run"]
 

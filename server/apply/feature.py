@@ -29,8 +29,17 @@ from pygls.uris import to_fs_path
 from lowentropy.models.types import ChatMessage, ChatRequest, Stream
 from lowentropy.retrieval.languages import language_for
 
-from .. import protocol
-from ..protocol import WireDocument, WireRange
+from .. import protocol, wire
+from ..protocol import (  # the wire types live in protocol.py; named here for callers
+    APPLY,
+    EDIT_SELECTION,
+    ApplyParams,
+    ApplyResult,
+    ApplyStats,
+    EditSelectionParams,
+    WireDocument,
+    WireRange,
+)
 from .edits import TextEditSpec, minimal_edits, unified_diff
 from .merge import Region, splice
 from .plan import plan_apply
@@ -41,41 +50,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-APPLY = "lowentropy/apply"
-EDIT_SELECTION = "lowentropy/editSelection"
 APPLY_COMMAND = "lowentropy.applySketch"
 EDIT_COMMAND = "lowentropy.editSelection"
 DIFF_COMMAND = "lowentropy.showDiff"
 CONTENT_MODIFIED = int(types.LSPErrorCodes.ContentModified)
 REQUEST_FAILED = int(types.LSPErrorCodes.RequestFailed)
-
-
-@attrs.define(kw_only=True)
-class ApplyParams:
-    text_document: WireDocument
-    sketch: str
-    range: WireRange | None = None
-    instruction: str | None = None
-    partial_result_token: Any = None
-    work_done_token: Any = None
-
-
-@attrs.define(kw_only=True)
-class EditSelectionParams:
-    text_document: WireDocument
-    range: WireRange
-    instruction: str
-    partial_result_token: Any = None
-    work_done_token: Any = None
-
-
-@attrs.define(kw_only=True)
-class ApplyStats:
-    tokens: int = 0
-    draft_tokens: int = 0
-    accepted_draft_tokens: int = 0
-    seconds: float = 0.0
-    path: str = "deterministic"  # or "model"
 
 
 @attrs.frozen(kw_only=True)
@@ -357,23 +336,17 @@ async def _rewrite_region(
 
 
 def outcome_result(ls: LowEntropyServer, outcome: ApplyOutcome) -> dict[str, Any]:
-    edit = outcome.workspace_edit(versioned=_versioned_edits(ls))
-    result: dict[str, Any] = {
-        "edit": ls.protocol._converter.unstructure(edit),
-        "diff": outcome.diff,
-        "verified": outcome.verified,
-        "stats": {
-            "tokens": outcome.stats.tokens,
-            "draftTokens": outcome.stats.draft_tokens,
-            "acceptedDraftTokens": outcome.stats.accepted_draft_tokens,
-            "seconds": round(outcome.stats.seconds, 4),
-            "path": outcome.stats.path,
-        },
-        "version": outcome.version,
-    }
-    if outcome.reason is not None:
-        result["reason"] = outcome.reason
-    return result
+    stats = attrs.evolve(outcome.stats, seconds=round(outcome.stats.seconds, 4))
+    result = ApplyResult(
+        edit=outcome.workspace_edit(versioned=_versioned_edits(ls)),
+        diff=outcome.diff,
+        verified=outcome.verified,
+        reason=outcome.reason,
+        version=outcome.version,
+        stats=stats,
+    )
+    written: dict[str, Any] = wire.unstructure(result)
+    return written
 
 
 def _versioned_edits(ls: LowEntropyServer) -> bool:
@@ -548,7 +521,7 @@ async def code_actions(
     if doc is None:
         return None
     document = {"uri": doc.uri, "version": int(doc.version or 0)}
-    rng = ls.protocol._converter.unstructure(params.range)
+    rng = wire.unstructure(params.range)
     actions: list[types.CodeAction] = []
     next_edit = await ls.next_edits.code_action(doc.uri)
     if next_edit is not None:

@@ -75,21 +75,34 @@ export interface ApplyParams {
   textDocument: DocumentRef;
   sketch: string;
   range?: lsp.Range | null;
+  instruction?: string | null;
+  partialResultToken?: string | number;
+  workDoneToken?: string | number;
 }
 
 export interface EditSelectionParams {
   textDocument: DocumentRef;
   range: lsp.Range;
   instruction: string;
+  partialResultToken?: string | number;
+  workDoneToken?: string | number;
+}
+
+export interface ApplyStats {
+  tokens: number;
+  draftTokens: number;
+  acceptedDraftTokens: number;
+  seconds: number;
+  path: 'deterministic' | 'model';
 }
 
 export interface ApplyResult {
   edit: lsp.WorkspaceEdit;
   diff: string;
   verified: boolean;
-  reason?: string | null;
+  reason: string | null;
   version: number;
-  stats?: Record<string, unknown>;
+  stats: ApplyStats;
 }
 
 export interface IndexStatus {

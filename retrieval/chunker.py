@@ -18,7 +18,14 @@ from collections.abc import Sequence
 import attrs
 import tree_sitter
 
-from lowentropy.retrieval.languages import grammar, language_for
+from lowentropy.retrieval.syntax import (
+    DEFINITIONS,
+    FUNCTION_VALUES,
+    declared_name,
+    language_for,
+    node_text,
+    parse,
+)
 from lowentropy.retrieval.types import Chunk, Span
 
 __all__ = ["ChunkConfig", "chunk_file", "text_hash"]
@@ -36,101 +43,10 @@ def text_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
-# node type -> chunk kind, per language
-_JS = {
-    "function_declaration": "function",
-    "generator_function_declaration": "function",
-    "class_declaration": "class",
-    "method_definition": "method",
-}
-_TS = {
-    **_JS,
-    "abstract_class_declaration": "class",
-    "interface_declaration": "interface",
-    "type_alias_declaration": "type",
-    "enum_declaration": "enum",
-    "internal_module": "namespace",
-    "module": "namespace",
-    "function_signature": "function",
-}
-_C = {
-    "function_definition": "function",
-    "struct_specifier": "struct",
-    "union_specifier": "struct",
-    "enum_specifier": "enum",
-}
-DEFINITIONS: dict[str, dict[str, str]] = {
-    "python": {"function_definition": "function", "class_definition": "class"},
-    "javascript": _JS,
-    "typescript": _TS,
-    "tsx": _TS,
-    "go": {
-        "function_declaration": "function",
-        "method_declaration": "method",
-        "type_declaration": "type",
-    },
-    "rust": {
-        "function_item": "function",
-        "struct_item": "struct",
-        "union_item": "struct",
-        "enum_item": "enum",
-        "trait_item": "trait",
-        "impl_item": "impl",
-        "mod_item": "module",
-        "macro_definition": "macro",
-    },
-    "java": {
-        "class_declaration": "class",
-        "interface_declaration": "interface",
-        "enum_declaration": "enum",
-        "record_declaration": "class",
-        "annotation_type_declaration": "interface",
-        "method_declaration": "method",
-        "constructor_declaration": "constructor",
-    },
-    "c": _C,
-    "cpp": {**_C, "class_specifier": "class", "namespace_definition": "namespace"},
-    "ruby": {
-        "method": "method",
-        "singleton_method": "method",
-        "class": "class",
-        "module": "module",
-    },
-    "php": {
-        "function_definition": "function",
-        "class_declaration": "class",
-        "interface_declaration": "interface",
-        "trait_declaration": "trait",
-        "enum_declaration": "enum",
-        "method_declaration": "method",
-        "namespace_definition": "namespace",
-    },
-    "csharp": {
-        "class_declaration": "class",
-        "struct_declaration": "struct",
-        "interface_declaration": "interface",
-        "enum_declaration": "enum",
-        "record_declaration": "class",
-        "method_declaration": "method",
-        "constructor_declaration": "constructor",
-        "namespace_declaration": "namespace",
-        "local_function_statement": "function",
-    },
-}
 # Siblings that belong to the definition below them when adjacent.
 _LEADING = frozenset({"comment", "line_comment", "block_comment", "attribute_item"})
 # Functions defined in these become methods.
 _CONTAINERS = frozenset({"class", "struct", "interface", "trait", "impl", "module", "enum"})
-_NAME_TYPES = frozenset(
-    {
-        "identifier", "field_identifier", "type_identifier", "qualified_identifier",
-        "property_identifier", "operator_name", "destructor_name", "constant", "name",
-        "scoped_identifier", "namespace_identifier",
-    }
-)  # fmt: skip
-_FUNCTION_VALUES = frozenset(
-    {"arrow_function", "function_expression", "function", "generator_function"}
-)
 _MAX_DEPTH = 24
 _PUNCTUATION = b"{}()[];,: \t\r\n"
 
@@ -179,27 +95,6 @@ class _Source:
 
     def lines(self, start: int, end: int) -> int:
         return self.row(max(start, end - 1)) - self.row(start) + 1
-
-
-def _text(node: tree_sitter.Node | None) -> str:
-    if node is None or node.text is None:
-        return ""
-    return node.text.decode("utf-8", "replace")
-
-
-def _find_name(node: tree_sitter.Node) -> str:
-    """The declared name: the `name` field, else down the `declarator` chain (C/C++)."""
-    current: tree_sitter.Node | None = node
-    for _ in range(8):
-        if current is None:
-            return ""
-        name = current.child_by_field_name("name")
-        if name is not None:
-            return _text(name)
-        if current.type in _NAME_TYPES:
-            return _text(current)
-        current = current.child_by_field_name("declarator")
-    return ""
 
 
 class _TreeChunker:
@@ -275,11 +170,11 @@ class _TreeChunker:
             declarators = [c for c in node.named_children if c.type == "variable_declarator"]
             if len(declarators) == 1:
                 value = declarators[0].child_by_field_name("value")
-                if value is not None and value.type in _FUNCTION_VALUES:
-                    name = _text(declarators[0].child_by_field_name("name"))
+                if value is not None and value.type in FUNCTION_VALUES:
+                    name = node_text(declarators[0].child_by_field_name("name"))
                     return "function", name, value.child_by_field_name("body")
                 if value is not None and value.type == "class":
-                    name = _text(declarators[0].child_by_field_name("name"))
+                    name = node_text(declarators[0].child_by_field_name("name"))
                     return "class", name, value.child_by_field_name("body")
             return None, "", None
         if t in ("declaration", "type_definition") and self.language in ("c", "cpp"):
@@ -289,8 +184,8 @@ class _TreeChunker:
             kind = self.kinds.get(spec.type)
             if kind is None:
                 return None, "", None
-            name = _find_name(node.child_by_field_name("declarator") or spec)
-            return kind, name or _find_name(spec), spec.child_by_field_name("body")
+            name = declared_name(node.child_by_field_name("declarator") or spec)
+            return kind, name or declared_name(spec), spec.child_by_field_name("body")
         kind = self.kinds.get(t)
         if kind is None:
             return None, "", None
@@ -307,10 +202,14 @@ class _TreeChunker:
             type_kind = {"struct_type": "struct", "interface_type": "interface"}.get(
                 type_node.type if type_node is not None else "", "type"
             )
-            return type_kind, _text(spec.child_by_field_name("name")), None
+            return type_kind, node_text(spec.child_by_field_name("name")), None
         if t == "impl_item":
-            return kind, _text(node.child_by_field_name("type")), node.child_by_field_name("body")
-        name = _find_name(node)
+            return (
+                kind,
+                node_text(node.child_by_field_name("type")),
+                node.child_by_field_name("body"),
+            )
+        name = declared_name(node)
         if t == "method_declaration" and self.language == "go":
             receiver = node.child_by_field_name("receiver")
             rtype = _go_receiver_type(receiver)
@@ -424,7 +323,7 @@ def _go_receiver_type(receiver: tree_sitter.Node | None) -> str:
     for param in receiver.named_children:
         type_node = param.child_by_field_name("type")
         if type_node is not None:
-            return _text(type_node).lstrip("*").split("[", 1)[0]
+            return node_text(type_node).lstrip("*").split("[", 1)[0]
     return ""
 
 
@@ -515,10 +414,9 @@ def chunk_file(path: str, text: str, config: ChunkConfig | None = None) -> list[
     src = _Source(text)
     if language == "markdown":
         return _to_chunks(path, language, src, _markdown_pieces(src, config))
-    lang = grammar(language)
-    if lang is None:
+    tree = parse(src.data, language)
+    if tree is None:
         return _to_chunks(path, language, src, _line_pieces(src, config, "", "lines"))
-    tree = tree_sitter.Parser(lang).parse(src.data)
     chunker = _TreeChunker(language, src, config)
     top = _Scope(name="", kind="", group_symbol="", group_kind="statements")
     pieces = chunker.body(tree.root_node.children, top, None, 0)

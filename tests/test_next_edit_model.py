@@ -14,12 +14,13 @@ from lowentropy.prompts.next_edit import (
     load_template,
     render_next_edit,
 )
-from lowentropy.server.next_edit.diffs import Change, unified_diff
+from lowentropy.server.next_edit.diffs import Change
 from lowentropy.server.next_edit.feature import _prediction
 from lowentropy.server.next_edit.history import EditHistory
 from lowentropy.server.next_edit.jump import apply_edits
 from lowentropy.server.next_edit.predict import merge, region_changes
 from lowentropy.server.next_edit.propagate import Candidate, plan
+from lowentropy.server.text_edits import region_diff
 
 URI = "file:///w/totals.py"
 BEFORE = (
@@ -35,7 +36,7 @@ BEFORE = (
 )
 # The user renamed the first `count`; the model is to carry it on.
 AFTER = BEFORE.replace("count = 0", "total = 0")
-DIFF = unified_diff(BEFORE, AFTER, "totals.py")
+DIFF = region_diff(BEFORE, AFTER, "totals.py")
 
 
 def _prompt(text: str, cursor: int, events: tuple[tuple[str, str], ...]) -> NextEditPrompt:
@@ -92,7 +93,7 @@ def test_appending_an_edit_keeps_the_prompt_prefix() -> None:
     prefix cache keeps it; only the excerpt after the edits changes."""
     e1 = ("totals.py", DIFF)
     later = AFTER.replace("count += item", "total += item")
-    e2 = ("totals.py", unified_diff(AFTER, later, "totals.py"))
+    e2 = ("totals.py", region_diff(AFTER, later, "totals.py"))
     t = load_template()
     one = _prompt(AFTER, AFTER.index("count +="), (e1,))
     two = _prompt(later, later.index("count)"), (e1, e2))
@@ -223,7 +224,7 @@ def test_places_without_an_edit_never_hide_the_models_edit() -> None:
     found = plan(URI, before, after, "python")
     assert [c.new for c in found.local] == [None]
     cursor = after.index("):") + 1
-    diff = unified_diff(before, after, "area.py")
+    diff = region_diff(before, after, "area.py")
     p = _prompt(after, cursor, (("area.py", diff),))
     raw = p.region.replace("return w * h", "return w * h * d")
     out = region_changes(URI, after, "python", p, raw, True, diff)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from lowentropy.server.next_edit.diffs import minimal_changes, unified_diff
+from lowentropy.server.next_edit.diffs import minimal_changes
 from lowentropy.server.next_edit.history import EditHistory
 from lowentropy.server.next_edit.propagate import FileText, order, plan, signature_elsewhere
+from lowentropy.server.text_edits import region_diff
 
 FUNC = "def f(items):\n    count = 0\n    for x in items:\n        count += x\n    return count\n"
 
@@ -45,7 +46,7 @@ def test_typing_a_word_is_one_site() -> None:
 def test_unified_diff_line_numbers_and_minimal_changes() -> None:
     before = "".join(f"line {i}\n" for i in range(10))
     after = before.replace("line 6\n", "line six\n")
-    diff = unified_diff(before, after, "p.py")
+    diff = region_diff(before, after, "p.py")
     assert "@@ -5,5 +5,5 @@" in diff and "-line 6" in diff and "+line six" in diff
     (ch,) = minimal_changes("u", "a = foo(1)\n", "a = bar(1)\n", 100)
     assert (ch.start, ch.end, ch.new) == (104, 107, "bar")

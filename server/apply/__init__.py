@@ -22,6 +22,7 @@ apply model. The API:
     minimal_edits(original, result) -> list[TextEditSpec(start_line, start_char_utf16,
                                                           end_line, end_char_utf16, new_text)]
     unified_diff(original, result, path) -> str
+        (these two live in `server/text_edits.py`, shared with next edit; named here too)
 
 `language` is a `retrieval.languages` id ("python", "javascript", "typescript", "tsx", "go",
 ...); None or "text" means unknown: no syntax check, definitions found by indentation.
@@ -35,7 +36,8 @@ may come abbreviated (`def f(self, a, ...):`, `"..."`, a trailing comment droppe
 
 from __future__ import annotations
 
-from .edits import TextEditSpec, minimal_edits, unified_diff
+from lowentropy.server.text_edits import TextEditSpec, minimal_edits, unified_diff
+
 from .merge import Region, splice
 from .plan import ApplyPlan, plan_apply
 from .sketch import Sketch, SketchLine, is_marker, parse_sketch

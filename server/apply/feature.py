@@ -27,7 +27,7 @@ from pygls.exceptions import JsonRpcException
 from pygls.uris import to_fs_path
 
 from lowentropy.models.types import ChatMessage, ChatRequest, Stream
-from lowentropy.retrieval.languages import language_for
+from lowentropy.retrieval.syntax import language_for
 
 from .. import protocol, wire
 from ..protocol import (  # the wire types live in protocol.py; named here for callers
@@ -40,7 +40,7 @@ from ..protocol import (  # the wire types live in protocol.py; named here for c
     WireDocument,
     WireRange,
 )
-from .edits import TextEditSpec, minimal_edits, unified_diff
+from ..text_edits import TextEditSpec, minimal_edits, unified_diff
 from .merge import Region, splice
 from .plan import plan_apply
 from .verify import DriftGuard, verify, verify_rewrite

@@ -1,9 +1,9 @@
 """Tree-sitter facts Apply needs: the definitions of a file and its ERROR/MISSING nodes.
 
-The grammar per language comes from `retrieval.languages` and the node types
-that count as definitions from `retrieval.chunker.DEFINITIONS`, so Apply and
-the index agree on what a definition is. Without a grammar (language None,
-"text", a missing wheel) definitions fall back to header lines and indentation.
+Parsing, the node types that count as definitions and their names come from
+`retrieval.syntax`, the one syntax module, so Apply and the index agree on what a
+definition is. Without a grammar (language None, "text", a missing wheel)
+definitions fall back to header lines and indentation.
 Python is also checked by Python's own compiler (`compile_error`): tree-sitter's grammar
 accepts code CPython refuses (a body at its header's depth, `return` outside a function).
 """
@@ -16,8 +16,7 @@ import warnings
 import attrs
 import tree_sitter
 
-from lowentropy.retrieval.chunker import DEFINITIONS
-from lowentropy.retrieval.languages import grammar
+from lowentropy.retrieval.syntax import DEFINITIONS, FUNCTION_VALUES, declared_name, parse
 
 from .text import indent_width
 
@@ -32,9 +31,6 @@ __all__ = [
 
 # Wrappers that belong to the definition inside them (decorators, `export`).
 _OUTER = frozenset({"decorated_definition", "export_statement"})
-_FUNCTION_VALUES = frozenset(
-    {"arrow_function", "function_expression", "function", "generator_function"}
-)
 
 # Header lines of a sketch (which need not parse): the defined name.
 _HEADER = re.compile(
@@ -75,23 +71,9 @@ def header_name(line: str, language: str | None) -> str | None:
     return match.group("name") if match else None
 
 
-def parse(text: str, language: str | None) -> tree_sitter.Tree | None:
-    lang = grammar(language) if language else None
-    if lang is None:
-        return None
-    return tree_sitter.Parser(lang).parse(text.encode("utf-8"))
-
-
 def _name(node: tree_sitter.Node) -> str:
-    current: tree_sitter.Node | None = node
-    for _ in range(6):  # C/C++ names sit down a chain of declarators
-        if current is None:
-            break
-        name = current.child_by_field_name("name")
-        if name is not None and name.text is not None:
-            return name.text.decode("utf-8", "replace")
-        current = current.child_by_field_name("declarator")
-    return ""
+    # Only `name` fields: Apply has always left C's `int main(void)` nameless (see declared_name).
+    return declared_name(node, bare=False)
 
 
 def _definition(node: tree_sitter.Node, outer: tree_sitter.Node) -> Definition:
@@ -127,7 +109,7 @@ def _tree_definitions(tree: tree_sitter.Tree, language: str) -> list[Definition]
             found.append(_definition(node, outer))
         elif node.type == "variable_declarator":
             value = node.child_by_field_name("value")
-            if value is not None and value.type in _FUNCTION_VALUES:
+            if value is not None and value.type in FUNCTION_VALUES:
                 declaration = node.parent or node
                 grand = declaration.parent
                 outer = grand if grand is not None and grand.type in _OUTER else declaration

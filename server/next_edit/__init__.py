@@ -1,6 +1,6 @@
 """Next-edit prediction and jumps: edit history, propagation, Zeta-style model, LSP handlers."""
 
-from .diffs import Change, minimal_changes, unified_diff
+from .diffs import Change, minimal_changes
 from .feature import ACCEPT_COMMAND, NextEdits, register
 from .history import EditEvent, EditHistory, Site
 from .propagate import Candidate, Plan, order, plan
@@ -18,5 +18,4 @@ __all__ = [
     "order",
     "plan",
     "register",
-    "unified_diff",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from .diffs import changed_span
+from lowentropy.server.text_edits import changed_span
 
 _TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
 _WORD = re.compile(r"\w")

@@ -35,7 +35,8 @@ from typing import Any
 
 import attrs
 
-from .diffs import changed_span
+from lowentropy.server.text_edits import changed_span
+
 from .syntax import Source, parsed
 
 _IDENT = re.compile(r"[A-Za-z_]\w*")

@@ -29,7 +29,7 @@ import attrs
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from lowentropy.retrieval.languages import language_for
+from lowentropy.retrieval.syntax import language_for
 
 from .. import protocol
 from ..documents import MAX_DOCUMENT_CHARS, utf16_to_codepoints

@@ -24,8 +24,7 @@ from collections import OrderedDict
 import attrs
 
 from lowentropy.models.remote_tokenizer import estimate_tokens
-
-from .diffs import changed_span, unified_diff
+from lowentropy.server.text_edits import changed_span, region_diff
 
 BURST_S = 1.0
 MAX_EVENTS = 16
@@ -49,7 +48,7 @@ class EditEvent:
     @property
     def diff(self) -> str:
         if self._diff is None or self._diff_of is not self.after:
-            self._diff = unified_diff(self.before, self.after, self.path)
+            self._diff = region_diff(self.before, self.after, self.path)
             self._diff_of = self.after
         return self._diff
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import attrs
 
-from lowentropy.retrieval.languages import language_for
+from lowentropy.retrieval.syntax import language_for
 from lowentropy.retrieval.walker import Walker, read_text
 
 from .propagate import Candidate, FileText

@@ -24,7 +24,9 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from .diffs import Change, changed_span
+from lowentropy.server.text_edits import changed_span
+
+from .diffs import Change
 from .syntax import FUNCTIONS, SCOPES, Call, Header, Param, Source, parsed
 
 _WORD = re.compile(r"\w")

@@ -12,7 +12,7 @@ import re
 import attrs
 import tree_sitter
 
-from lowentropy.retrieval.languages import grammar
+from lowentropy.retrieval.syntax import parse
 
 CALLS = frozenset({"call", "call_expression", "method_invocation", "invocation_expression"})
 FUNCTIONS = frozenset(
@@ -69,10 +69,7 @@ class Source:
         self.text = text
         self.data = text.encode("utf-8")
         self.ascii = len(self.data) == len(text)
-        lang = grammar(language)
-        self.tree: tree_sitter.Tree | None = (
-            tree_sitter.Parser(lang).parse(self.data) if lang is not None else None
-        )
+        self.tree: tree_sitter.Tree | None = parse(self.data, language)
 
     def byte(self, offset: int) -> int:
         return offset if self.ascii else len(self.text[:offset].encode("utf-8"))

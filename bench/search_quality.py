@@ -27,7 +27,15 @@ embedded default, greedy) rewrites each query into likely identifiers
 again with them (`+rw` rows) in the same run; the bars then apply to
 `hybrid+rw`. Rewrite latency (p50/p95, one model call per query) is printed.
 
-Usage: python bench/search_quality.py [--split dev|heldout|all] [--rewrite] [--per-case] [--show N]
+With `--rerank`, the same model reorders the hybrid top 20 by how likely it is
+to name each hit's symbol for the query (`retrieval/model_rerank.py`), and
+`hybrid+rr` is measured in the same run (the bars then apply to it), with
+rerank latency (p50/p95, one scoring call per query). `--rr-grid 0:0.5,1:2`
+adds a row per other (alpha, weight) of the mix, from the same model scores
+(tuning, on dev only).
+
+Usage: python bench/search_quality.py [--split dev|heldout|all] [--rewrite] [--rerank]
+    [--rr-grid ALPHA:WEIGHT,...] [--per-case] [--show N]
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from search_cases import DEFAULT_MIRRORS, Case, git_dir_for, load, materialise  
 
 from lowentropy.models.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from lowentropy.retrieval import Index, IndexConfig  # noqa: E402
+from lowentropy.retrieval.model_rerank import ModelReranker, mix  # noqa: E402
 from lowentropy.retrieval.query_rewrite import QueryRewriter  # noqa: E402
 from lowentropy.retrieval.ranking import RankingConfig  # noqa: E402
 from lowentropy.retrieval.search import Searcher  # noqa: E402
@@ -60,6 +69,7 @@ from lowentropy.retrieval.search import Searcher  # noqa: E402
 # hits name no lines, so it finds no symbol by construction.
 SYSTEMS = ("bm25", "bm25-file", "fulltext", "vector", "hybrid")
 REWRITTEN = ("fulltext+rw", "vector+rw", "hybrid+rw")  # with --rewrite
+RERANKED = "hybrid+rr"  # with --rerank; a tuning grid adds hybrid+rr<alpha>:<weight>
 LIMIT = 10
 FILES_BAR = 1.1
 SYMBOLS_BAR = 1.3
@@ -177,6 +187,9 @@ async def run_case(
     config: IndexConfig,
     rewriter: QueryRewriter | None = None,
     rewrite_seconds: list[float] | None = None,
+    reranker: ModelReranker | None = None,
+    rerank_seconds: list[float] | None = None,
+    rr_grid: Sequence[tuple[float, float]] = (),
 ) -> dict[str, list[Hit]]:
     table = f"chunks_{case.parent[:12]}"
     config = attrs.evolve(config, db_uri=db_uri, cache_dir=str(state), table=table)
@@ -194,6 +207,18 @@ async def run_case(
         for mode in ("fulltext", "vector", "hybrid"):
             hits = await index.search(case.query, LIMIT, mode)  # type: ignore[arg-type]
             out[mode] = [Hit(h.rel_path, h.span.start_line, h.span.end_line) for h in hits]
+        if reranker is not None:
+            head = await index.search(case.query, reranker.top, "hybrid")
+            started = time.perf_counter()
+            await reranker.scores(case.query, head)  # timed alone; orders below hit its cache
+            if rerank_seconds is not None:
+                rerank_seconds.append(time.perf_counter() - started)
+            for name, alpha, weight in [(RERANKED, reranker.alpha, reranker.weight)] + [
+                (f"{RERANKED}{a:g}:{w:g}", a, w) for a, w in rr_grid
+            ]:
+                order = await reranker.order(case.query, head, alpha)
+                ranked = [head[i] for i in mix(len(head), order, weight)][:LIMIT]
+                out[name] = [Hit(h.rel_path, h.span.start_line, h.span.end_line) for h in ranked]
         if rewriter is not None:
             started = time.perf_counter()
             await rewriter.terms(case.query)  # timed alone; the searches below hit its cache
@@ -221,7 +246,7 @@ async def run_case(
 
 def report(tallies: dict[str, Tally], split: str, n: int) -> bool:
     print(f"\n{split}: {n} cases, limit {LIMIT}")
-    print(f"  {'system':11s} files R@5  symbols R@5  files R@10  symbols R@10")
+    print(f"  {'system':13s} files R@5  symbols R@5  files R@10  symbols R@10")
     for name in tallies:
         t = tallies[name]
         s5, s10 = (
@@ -230,10 +255,10 @@ def report(tallies: dict[str, Tally], split: str, n: int) -> bool:
             else (f"{t.mean(t.symbols5):.3f}", f"{t.mean(t.symbols10):.3f}")
         )
         print(
-            f"  {name:11s} {t.mean(t.files5):9.3f}  {s5:>11s}  {t.mean(t.files10):10.3f}  {s10:>12s}"
+            f"  {name:13s} {t.mean(t.files5):9.3f}  {s5:>11s}  {t.mean(t.files10):10.3f}  {s10:>12s}"
         )
     ok = True
-    mine_name = "hybrid+rw" if "hybrid+rw" in tallies else "hybrid"
+    mine_name = next(n for n in (RERANKED, "hybrid+rw", "hybrid") if n in tallies)
     ours = tallies[mine_name]
     # Files against the better BM25 (chunks or whole files), symbols against chunks.
     files_peer = max(("bm25", "bm25-file"), key=lambda n: tallies[n].mean(tallies[n].files5))
@@ -282,6 +307,8 @@ async def evaluate(
     per_case: bool = False,
     show: int = 0,
     rewriter: QueryRewriter | None = None,
+    reranker: ModelReranker | None = None,
+    rr_grid: Sequence[tuple[float, float]] = (),
 ) -> bool:
     """Index and search every case of `split`; print the table; False when a bar fails."""
     config = config or IndexConfig()
@@ -289,13 +316,26 @@ async def evaluate(
     print(f"{len(cases)} cases; {config.ranking}, candidates {config.candidates}")
     db_uri = str(cache / "lancedb")
     systems = SYSTEMS + (REWRITTEN if rewriter is not None else ())
+    if reranker is not None:
+        systems += (RERANKED, *(f"{RERANKED}{a:g}:{w:g}" for a, w in rr_grid))
     tallies = {name: Tally() for name in systems}
     rewrite_seconds: list[float] = []
+    rerank_seconds: list[float] = []
     with tempfile.TemporaryDirectory(prefix="lowentropy-bench-search-") as tmp:
         for case in cases:
             root = await asyncio.to_thread(materialise, case, cache / "trees", mirrors)
             results = await run_case(
-                case, root, embedder, db_uri, Path(tmp), config, rewriter, rewrite_seconds
+                case,
+                root,
+                embedder,
+                db_uri,
+                Path(tmp),
+                config,
+                rewriter,
+                rewrite_seconds,
+                reranker,
+                rerank_seconds,
+                rr_grid,
             )
             cells = []
             for name in systems:
@@ -303,10 +343,11 @@ async def evaluate(
                 cells.append(f"{name} {f5:.2f}/{s5:.2f}@{first_rank(case, results[name])}")
             if per_case or show:
                 _print_case(case, results, cells, show)
-    if rewrite_seconds:
-        times = sorted(rewrite_seconds)
-        p50, p95 = times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.95))]
-        print(f"query rewrite: {len(times)} queries, p50 {p50:.2f} s, p95 {p95:.2f} s")
+    for label, seconds in (("query rewrite", rewrite_seconds), ("model rerank", rerank_seconds)):
+        if seconds:
+            times = sorted(seconds)
+            p50, p95 = times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.95))]
+            print(f"{label}: {len(times)} queries, p50 {p50:.2f} s, p95 {p95:.2f} s")
     return report(tallies, split, len(cases))
 
 
@@ -325,6 +366,12 @@ async def main() -> int:
     parser.add_argument(
         "--rewrite", action="store_true", help="also measure with the coder model's query rewrite"
     )
+    parser.add_argument(
+        "--rerank", action="store_true", help="also measure the coder model's rerank of the top 20"
+    )
+    parser.add_argument(
+        "--rr-grid", default="", help="tuning: extra rerank (alpha:weight) rows, e.g. 0:0.5,1:2"
+    )
     args = parser.parse_args()
     fields = dict(kv.split("=") for kv in args.ranking.split(",") if kv)
     ranking = RankingConfig(**{k: float(v) for k, v in fields.items()})
@@ -334,18 +381,24 @@ async def main() -> int:
     await embedder.embed(["warm up"])
     onnx = await asyncio.to_thread(embedder.wait_for_onnx)
     print(f"query embeddings: {'ONNX Runtime' if onnx else 'torch'}")
-    rewriter = engine = None
-    if args.rewrite:
+    rewriter = engine = reranker = None
+    if args.rewrite or args.rerank:
         from lowentropy.models.embedded import EmbeddedEngine
 
         engine = EmbeddedEngine.shared()  # the packaged default coder model
-        print(f"query rewrite: {engine.name}, greedy")
+        print(f"query rewrite / rerank: {engine.name}, greedy")
 
         async def generator() -> EmbeddedEngine:
             assert engine is not None
             return engine
 
-        rewriter = QueryRewriter(generator)
+        if args.rewrite:
+            rewriter = QueryRewriter(generator)
+        if args.rerank:
+            reranker = ModelReranker(generator)
+            print(
+                f"model rerank: top {reranker.top}, alpha {reranker.alpha}, weight {reranker.weight}"
+            )
     ok = await evaluate(
         embedder,
         args.split,
@@ -356,6 +409,10 @@ async def main() -> int:
         per_case=args.per_case,
         show=args.show,
         rewriter=rewriter,
+        reranker=reranker,
+        rr_grid=[
+            (float(a), float(w)) for a, w in (p.split(":") for p in args.rr_grid.split(",") if p)
+        ],
     )
     if engine is not None:
         await engine.aclose()

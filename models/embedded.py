@@ -38,8 +38,9 @@ speculative drafting and its verify batches; `stop_scanner` stop strings;
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -151,6 +152,20 @@ class EmbeddedEngine:
         sampling = Sampling(req.max_tokens, req.temperature, req.stop, req.prediction)
         core = self._core
         return self._stream(lambda job: core.chat(req, sampling, job))
+
+    async def choice_logprobs(self, req: ChatRequest, choices: Sequence[str]) -> list[float]:
+        """Log-probability of each choice as the start of the answer to the chat prompt
+        (plus `req.assistant_prefix`), summed over its first 12 tokens: one prefill and a
+        single-token pass per further token, no sampling (e.g. which of 20 names a
+        question is about, or a yes/no judgement)."""
+        core = self._core
+        pieces = [
+            p async for p in self._stream(lambda job: core.choice_logprobs(req, choices, job))
+        ]
+        values = json.loads("".join(pieces)) if pieces else []
+        if len(values) != len(choices):
+            raise BackendError("choice_logprobs: the request was cancelled")
+        return [float(v) for v in values]
 
     async def warm(self, prefix: str) -> None:
         core = self._core

@@ -11,10 +11,12 @@ import asyncio
 import atexit
 import codecs
 import contextlib
+import json
+import math
 import os
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +74,7 @@ SNAPSHOT_BUDGET_BYTES = 192 << 20
 # (128: ~0.8 s of Qwen2.5-Coder-0.5B on one Zen 5 core) or of a warming (64:
 # ~0.45 s). Measured there: 256 → 157 tok/s, 128 → 153, 64 → 144.
 PREFILL_CHUNK = 128
+CHOICE_TOKENS = 12  # tokens of a choice that choice_logprobs scores
 WARM_CHUNK = 64
 
 
@@ -185,22 +188,71 @@ class EngineCore:
         self._generate_text(lambda: self._tokens(prompt, add_bos=True), sampling, job)
 
     def chat(self, req: ChatRequest, sampling: Sampling, job: Job) -> None:
+        self._chat_formatter_or_fail()
+        self._generate_text(lambda: self._chat_tokens(req), sampling, job)
+
+    def choice_logprobs(self, req: ChatRequest, choices: Sequence[str], job: Job) -> None:
+        """Emit, as one JSON text piece, the log-probability of each choice as the start of
+        the answer (the sum over its first `CHOICE_TOKENS` tokens): one prefill of the
+        prompt (reusing the cached prefix), then one single-token pass per further token."""
+        self._chat_formatter_or_fail()
+        if job.cancel.is_set():
+            return
+        tokens = self._chat_tokens(req)
+        ids = [self.tokenizer.tokenize(c)[:CHOICE_TOKENS] for c in choices]
+        if not all(ids):
+            raise BackendError("choice_logprobs: every choice needs at least one token")
+        if len(tokens) + CHOICE_TOKENS >= self.n_ctx:
+            raise BackendError(
+                f"prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx}"
+            )
+        import numpy as np  # llama_cpp's own dependency, loaded with the model
+
+        def logprobs(llm: Llama) -> Any:
+            # Without logits_all, llama.cpp keeps one row: the last evaluated token's.
+            raw = llm._ctx.get_logits()  # type: ignore[no-untyped-call]
+            row = np.ctypeslib.as_array(raw, shape=(llm.n_vocab(),))
+            row = row.astype(np.float64)
+            top = float(row.max())
+            return row - (top + math.log(float(np.exp(row - top).sum())))
+
+        self._prefill(tokens, job.cancel, job.stats)  # evaluates the prompt's last token
+        llm = self._model()
+        base = int(llm.n_tokens)
+        first = logprobs(llm)
+        out: list[float] = []
+        try:
+            for choice in ids:
+                total = float(first[choice[0]])
+                for j in range(1, len(choice)):
+                    if job.cancel.is_set():
+                        raise GenerationCancelled
+                    llm.n_tokens = base + j - 1  # eval() drops the KV cache past n_tokens
+                    llm.eval([choice[j - 1]])
+                    total += float(logprobs(llm)[choice[j]])
+                out.append(total)
+        finally:
+            llm.n_tokens = base
+            llm._requires_eval = True  # the logits now belong to a choice's token
+        job.emit(json.dumps(out))
+
+    def _chat_formatter_or_fail(self) -> Jinja2ChatFormatter:
         formatter = self._chat_formatter
         if formatter is None:
             raise BackendConfigError(
                 f"{self.path.name} has no chat template: use a chat model or an endpoint"
             )
+        return formatter
 
-        def render() -> list[int]:
-            messages: Any = [{"role": m.role, "content": m.content} for m in req.messages]
-            try:
-                result = formatter(messages=messages)
-            except Exception as exc:  # templates raise on e.g. non-alternating roles
-                raise BackendError(f"the chat template rejected the messages: {exc}") from exc
-            prompt = result.prompt + req.assistant_prefix
-            return self._tokens(prompt, add_bos=not result.added_special)
-
-        self._generate_text(render, sampling, job)
+    def _chat_tokens(self, req: ChatRequest) -> list[int]:
+        formatter = self._chat_formatter_or_fail()
+        messages: Any = [{"role": m.role, "content": m.content} for m in req.messages]
+        try:
+            result = formatter(messages=messages)
+        except Exception as exc:  # templates raise on e.g. non-alternating roles
+            raise BackendError(f"the chat template rejected the messages: {exc}") from exc
+        prompt = result.prompt + req.assistant_prefix
+        return self._tokens(prompt, add_bos=not result.added_special)
 
     def warm(self, prefix: str, job: Job) -> None:
         if job.cancel.is_set():

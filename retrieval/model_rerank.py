@@ -16,6 +16,14 @@ snippets, "the numbers of the relevant ones") is answered with the first numbers
 whatever the order; a yes/no judgement per snippet barely separates hits (and
 its free answer is always "Yes").
 
+Not switched on in the server: with the packaged Qwen2.5-Coder-0.5B it is within
+a case of the hybrid ranking (`bench/search_quality.py --rerank`, files/symbols
+R@5; dev 32 commits: hybrid 0.917/0.538 -> 0.932/0.546; held aside 28: hybrid
+0.798/0.526 -> 0.827/0.528, while R@10 falls 0.893/0.632 -> 0.863/0.611), at
+2.2 s p50 and 3.4 s p95 a question on 2 busy cores. Tuned on dev (`--rr-grid`):
+the raw log P (alpha 0) pulls short names up and costs recall (weight 1:
+0.870/0.454, weight 4: 0.797/0.304); alpha 0.75-1 with weight 0.25-0.5 is best.
+
 Scores are cached by (question, name), and the rerank is meant for chat's
 retrieval only: never the keystroke path. A generator without `choice_logprobs`
 (an HTTP endpoint) or a failure leaves the fused order. retrieval/ knows no
@@ -83,8 +91,8 @@ class ModelReranker:
         generator: Callable[[], Awaitable[Generator]],
         *,
         top: int = 20,
-        weight: float = 1.0,
-        alpha: float = 0.0,
+        weight: float = 0.5,  # tuned on the dev split (bench/search_quality.py --rerank)
+        alpha: float = 0.75,  # log P over tokens**alpha: a long name is not much less likely
         cache_size: int = 4096,
     ) -> None:
         if top < 1 or weight < 0 or alpha < 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -201,15 +202,24 @@ def demo_codebase(console: Console, tmp: Path) -> bool:
     root.mkdir()
     for src in sorted(Path(json.__file__).parent.glob("*.py")):
         shutil.copy(src, root / src.name)
-    # The demo's index lives in its temporary folder, not in the user's cache.
-    (root / "lowentropy.toml").write_text(
-        f"[index]\ncacheDir = {json.dumps(str(tmp / 'index'))}\n", encoding="utf-8"
-    )
-    console.print(f"indexing a copy of the standard library's json package ({root})")
-    if asyncio.run(build_index(root, vectors=True, console=console)) != 0:
-        return False
-    console.print(f"\n[bold]lowentropy search[/] {SEARCH_QUERY!r}")
-    found = asyncio.run(search(root, SEARCH_QUERY, 3, "hybrid", console)) == 0
-    console.print(f"\n[bold]lowentropy ask[/] {QUESTION!r}")
-    asked = asyncio.run(ask(root, QUESTION, console)) == 0
+    # The demo's index lives in its temporary folder, not in the user's cache. Where code
+    # is stored is a user-level setting (a workspace file may not choose it), so the demo
+    # runs this part with a user configuration of its own.
+    config = tmp / "config.toml"
+    config.write_text(f"[index]\ncacheDir = {json.dumps(str(tmp / 'index'))}\n", "utf-8")
+    previous = os.environ.get("LOWENTROPY_CONFIG")
+    os.environ["LOWENTROPY_CONFIG"] = str(config)
+    try:
+        console.print(f"indexing a copy of the standard library's json package ({root})")
+        if asyncio.run(build_index(root, vectors=True, console=console)) != 0:
+            return False
+        console.print(f"\n[bold]lowentropy search[/] {SEARCH_QUERY!r}")
+        found = asyncio.run(search(root, SEARCH_QUERY, 3, "hybrid", console)) == 0
+        console.print(f"\n[bold]lowentropy ask[/] {QUESTION!r}")
+        asked = asyncio.run(ask(root, QUESTION, console)) == 0
+    finally:
+        if previous is None:
+            os.environ.pop("LOWENTROPY_CONFIG", None)
+        else:
+            os.environ["LOWENTROPY_CONFIG"] = previous
     return found and asked

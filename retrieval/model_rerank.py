@@ -40,7 +40,8 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from lowentropy.models.types import ChatMessage, ChatRequest, Generator
+from lowentropy.models.types import ChatRequest, Generator
+from lowentropy.retrieval.query_rewrite import question_request
 from lowentropy.retrieval.types import SearchHit
 
 __all__ = ["ChoiceScorer", "ModelReranker", "mix", "name"]
@@ -107,16 +108,7 @@ class ModelReranker:
         self._cache: OrderedDict[tuple[str, str], tuple[float, int]] = OrderedDict()
 
     def request(self, question: str) -> ChatRequest:
-        text = question.strip()[:QUESTION_CHARS]
-        return ChatRequest(
-            messages=(
-                ChatMessage(role="system", content=SYSTEM),
-                ChatMessage(role="user", content=PROMPT.format(question=text)),
-            ),
-            max_tokens=1,
-            temperature=0.0,
-            stable_prefix=SYSTEM,
-        )
+        return question_request(SYSTEM, PROMPT, question.strip()[:QUESTION_CHARS], 1)
 
     async def scores(
         self, question: str, hits: Sequence[SearchHit]

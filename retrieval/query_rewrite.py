@@ -66,6 +66,20 @@ def parse_terms(answer: str, limit: int) -> list[str]:
     return terms[:limit]
 
 
+def question_request(system: str, prompt: str, question: str, max_tokens: int) -> ChatRequest:
+    """A greedy chat request about a search question (rewrite and rerank ask the model
+    this way); the system text is the stable prefix the KV cache keeps."""
+    return ChatRequest(
+        messages=(
+            ChatMessage(role="system", content=system),
+            ChatMessage(role="user", content=prompt.format(question=question.strip())),
+        ),
+        max_tokens=max_tokens,
+        temperature=0.0,
+        stable_prefix=system,
+    )
+
+
 class QueryRewriter:
     """Likely identifiers for a question, from a generator, cached by question (LRU).
 
@@ -90,16 +104,7 @@ class QueryRewriter:
         self._cache: OrderedDict[str, asyncio.Future[list[str]]] = OrderedDict()
 
     def request(self, question: str) -> ChatRequest:
-        text = question.strip()[:QUESTION_CHARS]
-        return ChatRequest(
-            messages=(
-                ChatMessage(role="system", content=SYSTEM),
-                ChatMessage(role="user", content=PROMPT.format(question=text)),
-            ),
-            max_tokens=self.max_tokens,
-            temperature=0.0,
-            stable_prefix=SYSTEM,
-        )
+        return question_request(SYSTEM, PROMPT, question.strip()[:QUESTION_CHARS], self.max_tokens)
 
     async def terms(self, question: str) -> list[str]:
         """The question's likely identifiers; concurrent calls for one question share a rewrite."""

@@ -19,7 +19,7 @@ from pygls.uris import to_fs_path
 
 from lowentropy.prompts.recorder import PromptRecorder
 
-from . import chat, indexing, lsp_logging, protocol, tab
+from . import chat, indexing, lsp_logging, protocol, tab, tab_lsp
 from .apply import feature as apply_feature
 from .backends import Backends
 from .documents import DocumentState
@@ -245,13 +245,13 @@ def did_close(ls: LowEntropyServer, params: types.DidCloseTextDocumentParams) ->
 async def inline_completion(
     ls: LowEntropyServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList | None:
-    return await tab.inline_completion(ls, params)
+    return await tab_lsp.inline_completion(ls, params)
 
 
 async def completion(
     ls: LowEntropyServer, params: types.CompletionParams
 ) -> types.CompletionList | None:
-    return await tab.completion(ls, params)
+    return await tab_lsp.completion(ls, params)
 
 
 def accept_completion(ls: LowEntropyServer, *args: Any) -> None:
@@ -316,7 +316,7 @@ def create_server() -> LowEntropyServer:
         types.TEXT_DOCUMENT_COMPLETION,
         types.CompletionOptions(trigger_characters=[".", "(", " ", "=", ":"]),
     )(completion)
-    ls.command(tab.ACCEPT_COMMAND)(accept_completion)
+    ls.command(tab_lsp.ACCEPT_COMMAND)(accept_completion)
     ls.feature(protocol.DID_SHOW_COMPLETION)(did_show_completion)
     ls.feature(protocol.DID_PARTIALLY_ACCEPT_COMPLETION)(did_partially_accept_completion)
     ls.feature(protocol.STATS)(stats)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import attrs
-import cattrs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from .wire import describe_error, structure
+from .wire import STRUCTURE_ERRORS, describe_error, structure
 
 T = TypeVar("T")
 
@@ -24,12 +23,7 @@ def parse_params(params: Any, cls: type[T], method: str) -> T:
     """Structure a custom request's params strictly; bad params are an InvalidParams error."""
     try:
         return structure(params, cls)
-    except (
-        cattrs.BaseValidationError,
-        cattrs.ForbiddenExtraKeysError,
-        ValueError,
-        TypeError,
-    ) as exc:
+    except STRUCTURE_ERRORS as exc:
         raise invalid_params(
             f"{method}: {describe_error(exc).replace('settings', 'params')}"
         ) from exc

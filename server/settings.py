@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
-import cattrs
 
 from lowentropy.models.config import EndpointConfig, RoleConfig
 from lowentropy.models.pool import ROUTINGS
 from lowentropy.models.types import ROLES, Role
 
-from .wire import camel, converter, describe_error
+from .wire import STRUCTURE_ERRORS, camel, converter, describe_error
 
 
 class SettingsError(ValueError):
@@ -244,12 +243,7 @@ def parse_wire(raw: Any) -> WireSettings:
         raise SettingsError(f"settings must be an object, got {type(raw).__name__}")
     try:
         return converter.structure(raw, WireSettings)
-    except (
-        cattrs.BaseValidationError,
-        cattrs.ForbiddenExtraKeysError,
-        ValueError,
-        TypeError,
-    ) as exc:
+    except STRUCTURE_ERRORS as exc:
         raise SettingsError(describe_error(exc)) from exc
 
 

@@ -82,6 +82,15 @@ def _is_lsp_type(tp: Any) -> bool:
 
 converter = _make_converter()
 
+# What structuring bad input raises (cattrs' errors, and our strict hooks' ValueError;
+# TypeError from a wrong shape): callers turn these into a message naming the bad key.
+STRUCTURE_ERRORS = (
+    cattrs.BaseValidationError,
+    cattrs.ForbiddenExtraKeysError,
+    ValueError,
+    TypeError,
+)
+
 
 def to_plain(value: Any) -> Any:
     """Namedtuple-ish objects from pygls -> plain dicts and lists."""

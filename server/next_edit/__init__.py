@@ -1,7 +1,8 @@
 """Next-edit prediction and jumps: edit history, propagation, Zeta-style model, LSP handlers."""
 
+from .answer import ACCEPT_COMMAND
 from .diffs import Change, minimal_changes
-from .feature import ACCEPT_COMMAND, NextEdits, register
+from .feature import NextEdits, register
 from .history import EditEvent, EditHistory, Site
 from .propagate import Candidate, Plan, order, plan
 

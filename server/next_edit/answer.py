@@ -17,6 +17,8 @@ from ..wire import to_plain, unstructure
 from .jump import Jump, next_jump
 from .propagate import Candidate
 
+ACCEPT_COMMAND = "lowentropy.acceptNextEdit"  # the command every offered edit carries
+
 
 @attrs.frozen(kw_only=True)
 class Prediction:

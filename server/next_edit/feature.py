@@ -15,7 +15,7 @@ else the model around the cursor. Drop the answer if the document changed
 meanwhile (stale versions never produce edits). Acceptance is seen in
 didChange (the document becomes what we predicted); the following edit is then
 prefetched in the background. Inline completion and the code action offer this
-document's located edit (no model) for editors without a next-edit UI.
+document's located edit (no model) for editors without a next-edit UI (`offer.py`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ from .. import protocol
 from ..documents import MAX_DOCUMENT_CHARS, utf16_to_codepoints
 from ..tasks import Supersede, Superseded, TaskKeeper
 from ..wire import unstructure
-from .answer import Prediction, _empty, _lsp_range, _parse, _prediction, _range
+from .answer import ACCEPT_COMMAND, Prediction, _empty, _parse, _prediction, _range
 from .diffs import Change
 from .history import EditHistory
 from .jump import WorkspaceFiles, apply_edits
 from .locate import Located, locate
+from .offer import LocalOffers
 from .predict import merge, model_prediction
 from .propagate import Candidate, Plan, order, plan, rename_elsewhere, signature_elsewhere
 
@@ -48,9 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ACCEPT_COMMAND = "lowentropy.acceptNextEdit"
-LOCAL_PROPAGATION_DELAY_S = 0.1  # quiet time before propagating for inline completion
-NEARBY_LINES = 2  # a replacement this close to the cursor is offered as an inline completion
 PROMPT_BUDGET = 1536
 # The model's window at a located place: lines each side of it, the prompt's budget,
 # the recent edits shown, and the time it gets before the place alone is answered.
@@ -111,9 +109,7 @@ class NextEdits:
         self.background = TaskKeeper("next-edit")
         self.use_model = True
         self._files: WorkspaceFiles | None = None
-        self._local: tuple[str, int, Prediction | None] | None = None  # inline-completion cache
-        self._local_task: asyncio.Task[None] | None = None
-        self._local_version = -1
+        self.offers = LocalOffers(self)  # for editors without a next-edit UI
         self._window_late = False  # the last window rewrite missed its budget
         self._window_skipped = 0
 
@@ -147,8 +143,7 @@ class NextEdits:
         pending = self.pending.pop(uri, None)
         if pending is not None and pending.task is not None:
             pending.task.cancel()
-        if self._local is not None and self._local[0] == uri:
-            self._local = None
+        self.offers.forget(uri)
 
     def _path(self, uri: str) -> str:
         return self.ls.relative_path(to_fs_path(uri) or uri)
@@ -168,7 +163,7 @@ class NextEdits:
         if len(text) > MAX_DOCUMENT_CHARS:
             return _empty()
         started_version = doc.version
-        cursor = self._offset(uri, text, position)
+        cursor = self.offset(uri, text, position)
 
         pending = self.pending.get(uri)
         if pending is not None and pending.expected == text and pending.task is not None:
@@ -241,7 +236,7 @@ class NextEdits:
         texts = {uri: text}
         candidates: list[Candidate] = []
         if site is not None and site.after is site_text:
-            language = self._language(site.uri)
+            language = self.language(site.uri)
             found: Plan = await asyncio.to_thread(plan, site.uri, site.before, site.after, language)
             texts[site.uri] = site.after
             candidates.extend(found.local)
@@ -264,7 +259,7 @@ class NextEdits:
         around the place within MODEL_BUDGET_S, else a jump to the place. Weak evidence and
         no other file to go to: no answer (silence)."""
         texts = {uri: text}
-        language = self._language(uri)
+        language = self.language(uri)
         t0 = time.perf_counter()
         found: Located = await asyncio.to_thread(locate, uri, before, text, language, cursor)
         self.stats.locate_ms.append(round((time.perf_counter() - t0) * 1000, 1))
@@ -338,7 +333,7 @@ class NextEdits:
                     text=text,
                     cursor=cursor,
                     path=self._path(uri),
-                    language=self._language(uri),
+                    language=self.language(uri),
                     events=events[-WINDOW_EVENTS:] if window else events,
                     undo_of=undo_of,
                     budget=WINDOW_PROMPT_BUDGET if window else PROMPT_BUDGET,
@@ -368,14 +363,14 @@ class NextEdits:
         self.stats.model_skipped += 1
         return False
 
-    def _language(self, uri: str) -> str:
+    def language(self, uri: str) -> str:
         doc = self.ls.workspace.text_documents.get(uri)
         by_name = language_for(uri)
         if by_name == "text" and doc is not None and doc.language_id:
             return str(doc.language_id)
         return by_name
 
-    def _offset(self, uri: str, text: str, position: types.Position) -> int:
+    def offset(self, uri: str, text: str, position: types.Position) -> int:
         index = self.ls.documents.get(uri).index(text)
         line = min(position.line, index.line_count - 1)
         column = utf16_to_codepoints(index.line(line), position.character)
@@ -392,135 +387,20 @@ class NextEdits:
         pending.task = self.background.keep(asyncio.create_task(run()))
 
     async def aclose(self) -> None:
-        if self._local_task is not None:
-            self._local_task.cancel()
+        self.offers.cancel()
         await self.background.aclose()
 
-    # ---- inline completion ---------------------------------------------------------------
-
-    def _schedule_local(self, uri: str) -> None:
-        version = self.history.version
-        task = self._local_task
-        if task is not None and not task.done():
-            if self._local_version == version:
-                return
-            task.cancel()
-        self._local_version = version
-        self._local_task = asyncio.create_task(self._compute_local(uri, version))
-
-    async def _compute_local(self, uri: str, version: int) -> None:
-        await asyncio.sleep(LOCAL_PROPAGATION_DELAY_S)  # typing on: a newer change replaces us
-        await self._propagate_local(uri, version)
-
-    async def _propagate_local(self, uri: str, version: int) -> Prediction | None:
-        """This document's located next edit from the last edit (cached in `_local`): the
-        place `locate` chooses and the edit propagation or analogy determines there (no
-        model, no workspace scan); None when the history moved on meanwhile, the place is
-        not strong enough or no edit is determined there."""
-        site = self.history.last_site()
-        doc = self.ls.workspace.text_documents.get(uri)
-        if self.history.version != version or site is None or doc is None:
-            return None
-        text = doc.source
-        if site.uri != uri or site.after is not text:
-            return None
-        language = self._language(uri)
-        found = await asyncio.to_thread(locate, uri, site.before, text, language, site.end)
-        if self.history.version != version:
-            return None
-        place = found.location
-        edits = list(place.edits) if place is not None else []
-        pred = _prediction(uri, text, edits, {uri: text}) if edits else None
-        self._local = (uri, version, pred)
-        return pred
+    # ---- without a next-edit UI (`offer.py`) ---------------------------------------------
 
     async def code_action(self, uri: str) -> types.CodeAction | None:
-        """The propagated next edit in this document as a code action carrying its edit.
-
-        For editors with no next-edit UI (Helix, eglot): the same deterministic edits that
-        Tab offers inline, applied by the editor as a versioned WorkspaceEdit (refused by
-        the editor if the document moved on)."""
-        doc = self.ls.workspace.text_documents.get(uri)
-        site = self.history.last_site()
-        if doc is None or site is None or site.uri != uri or site.after is not doc.source:
-            return None
-        version = self.history.version
-        cached = self._local
-        if cached is not None and cached[0] == uri and cached[1] == version:
-            pred = cached[2]
-        else:
-            pred = await self._propagate_local(uri, version)
-        text = doc.source
-        if pred is None or pred.text is not text:
-            return None
-        mine = [c for c in pred.edits if c.uri == uri and c.new is not None]
-        if not mine:
-            return None
-        edits = [
-            types.TextEdit(range=_lsp_range(text, c.start, c.end), new_text=c.new or "")
-            for c in mine
-        ]
-        shown = (mine[0].new or "").strip().split("\n")[0][:40]
-        return types.CodeAction(
-            title=f"lowentropy: Next edit: {shown}"
-            + (f" (+{len(mine) - 1} more)" if len(mine) > 1 else ""),
-            kind=types.CodeActionKind.QuickFix,
-            edit=types.WorkspaceEdit(
-                document_changes=[
-                    types.TextDocumentEdit(
-                        text_document=types.OptionalVersionedTextDocumentIdentifier(
-                            uri=uri, version=int(doc.version or 0)
-                        ),
-                        edits=list(edits),
-                    )
-                ]
-            ),
-            command=types.Command(
-                title="Accept next edit", command=ACCEPT_COMMAND, arguments=[uri]
-            ),
-        )
+        """The located next edit in this document as a code action carrying its edit."""
+        return await self.offers.code_action(uri)
 
     def inline_item(
         self, document: types.TextDocumentIdentifier, position: types.Position
     ) -> types.InlineCompletionItem | None:
-        """The located next edit, when it is on the cursor's line or near it, as a standard
-        inline completion item with its range (LSP 3.18; Helix and others with no next-edit
-        UI show it like any completion), or None.
-
-        Only this document's located edit is consulted (propagation or analogy; no model,
-        no workspace scan), once per recorded change, so Tab pays ~nothing for it."""
-        uri = document.uri
-        doc = self.ls.workspace.text_documents.get(uri)
-        site = self.history.last_site()
-        if doc is None or site is None or site.uri != uri or site.after is not doc.source:
-            return None
-        text = doc.source
-        cached = self._local
-        if cached is None or cached[0] != uri or cached[1] != self.history.version:
-            # Propagation parses the file (~20 ms on 6k lines): never on the keystroke
-            # path. It runs off the loop once typing pauses; a later request offers it.
-            self._schedule_local(uri)
-            return None
-        pred = cached[2]
-        if pred is None or not pred.edits:
-            return None
-        cursor = self._offset(uri, text, position)
-        line = text.count("\n", 0, cursor)
-        for c in pred.edits:
-            if c.uri != uri or c.new is None:
-                continue
-            at_cursor = c.start == c.end == cursor
-            near = abs(text.count("\n", 0, c.start) - line) <= NEARBY_LINES
-            one_line = "\n" not in text[c.start : c.end]  # LSP 3.18: the range is on one line
-            if (at_cursor or near) and one_line:
-                return types.InlineCompletionItem(
-                    insert_text=c.new,
-                    range=_lsp_range(text, c.start, c.end),
-                    command=types.Command(
-                        title="Accept next edit", command=ACCEPT_COMMAND, arguments=[uri]
-                    ),
-                )
-        return None
+        """The located next edit near the cursor as an inline completion item, or None."""
+        return self.offers.inline_item(document, position)
 
 
 # ---- handlers ------------------------------------------------------------------------------

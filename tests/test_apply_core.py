@@ -740,3 +740,28 @@ def test_drift_guard_stops_when_a_kept_line_comes_before_the_sketchs_new_line() 
     calm = DriftGuard(AREA, SKETCH)
     assert not any(calm.feed(AREA_FIXED[k : k + 5]) for k in range(0, len(AREA_FIXED), 5))
     assert calm.feed("(\n") and not calm.doomed  # rambling after it: stopped, not doomed
+
+
+LOAD = "def load(path):\n    text = open(path).read()\n    data = parse(text)\n    return data\n"
+
+
+def test_drift_guard_stops_at_a_line_between_two_lines_the_sketch_shows_together() -> None:
+    """The packaged model's rename miss, one line sooner: it copies the line the sketch
+    changes, right after a kept line the sketch shows next to the new one. Nothing may stand
+    between those two: stopped there, doomed (chat dev: the logging rename stops after 13 of
+    its 20 lines instead of 16; the parse_headers deletion, before the deleted line instead
+    of never)."""
+    shown = "def load(path):\n    text = open(path).read()\n    data = parse_strict(text)\n"
+    guard = DriftGuard(LOAD, shown + "    return data\n")
+    head = "def load(path):\n    text = open(path).read()\n"
+    assert not guard.feed(head) and guard.feed("    data = parse(text)\n")
+    assert guard.doomed and guard.code == head and guard.reason
+    assert "between the sketch's lines" in guard.reason
+    # with a marker between them, the line may be one the marker keeps: no stop
+    elided = "def load(path):\n    text = open(path).read()\n    # ...\n    return data\n"
+    calm = DriftGuard(LOAD, elided)
+    assert not calm.feed(head + "    data = parse(text)\n") and not calm.stopped
+    # the right rewrite, in pieces, never stops
+    fixed = LOAD.replace("parse(text)", "parse_strict(text)")
+    right = DriftGuard(LOAD, shown + "    return data\n")
+    assert not any(right.feed(fixed[k : k + 5]) for k in range(0, len(fixed), 5))

@@ -8,7 +8,12 @@ stream is cut at the line that shows it:
 - a complete line in neither region nor update, or one of the update's markers;
 - a kept line of the update (one the region has exactly once, the update shows once)
   written while a new line the update puts before it has not been written: the new line
-  is missing, or will come out of order (`_sketch_in_order` refuses either).
+  is missing, or will come out of order (`_sketch_in_order` refuses either);
+- a region line written between two lines the update shows together (no marker between
+  them) and that is neither of them: the sketch says nothing stands there, so the model
+  is keeping a line the sketch deletes or replaces (the packaged model's usual miss:
+  copying the line the sketch renames). Verification would let some of these through as
+  an addition, which the sketch does not show either: refused, never written.
 """
 
 from __future__ import annotations
@@ -56,6 +61,16 @@ class DriftGuard:
         for text in texts:
             seen = sum(1 for r in region if r and _same(text, r))
             self._order.append((text, seen == 0, seen == 1 and texts.count(text) == 1))
+        # For each of `_order`: whether the update shows it right after the one before (no
+        # marker between them); nothing may be written in such a gap.
+        self._joined: list[bool] = []
+        marker_seen = True  # before the first line: whatever the region has there
+        for line in parsed:
+            if line.marker:
+                marker_seen = True
+            elif line.text.strip():
+                self._joined.append(not marker_seen)
+                marker_seen = False
         self._next = 0  # the first of `_order` not written yet
         self._done: list[str] = []
         self._line = ""
@@ -91,6 +106,21 @@ class DriftGuard:
             None,
         )
         if later is None:
+            # (the line before the gap is new or the region's only one of it: it was no
+            # copy of an elided line the model is still writing)
+            before = order[at - 1] if at > 0 else None
+            if (
+                before is not None
+                and (before[1] or before[2])
+                and at < len(order)
+                and self._joined[at]
+            ):
+                self.doomed = True
+                return (
+                    f"the model wrote {key[:60]!r} between the sketch's lines "
+                    f"{order[at - 1][0][:60]!r} and {order[at][0][:60]!r}, which it shows "
+                    "together (a line the sketch deletes or changes, kept)"
+                )
             return None  # a region line the update elides, copied
         skipped = next((text for text, new, _ in order[at:later] if new), None)
         if skipped is not None:

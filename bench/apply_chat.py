@@ -1,6 +1,6 @@
 """Apply through the real server on the chat-style sets: exact, wrong, and how fast a miss is.
 
-    python bench/apply_chat.py [--sets chat-held-out,chat-held-out-big] [--limit N]
+    python bench/apply_chat.py [--sets chat-held-out,chat-held-out-big] [--limit N] [--wait]
 
 Each case goes to `lowentropy/apply` on one in-process server (the shell command's path:
 `lowentropy apply`), with the packaged default model as the `apply` role: the deterministic
@@ -8,7 +8,8 @@ path where it places the sketch, the model's region rewrites where it defers. A 
 exact when the server's edit, applied to the file, gives the expected file byte for byte
 (or, for a sketch that must not be placed, when it is refused); wrong when it is verified
 and differs. A miss is any answer that is not verified: its wall time, as the client sees
-it, is what a user waits to be told "could not apply". Sets: `apply_exact.SETS`.
+it, is what a user waits to be told "could not apply". Sets: `apply_exact.SETS`. Requests
+answer within the server's apply budget (1.5 s) unless --wait sends `wait: true`.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class SetFigures:
         return n / self.cases if self.cases else 0.0
 
 
-async def run_set(name: str, cases: Sequence[Case]) -> SetFigures:
+async def run_set(name: str, cases: Sequence[Case], wait: bool = False) -> SetFigures:
     figures = SetFigures(name=name)
     options = {"index": {"enabled": False}, "completion": {"warmDelayMs": -1, "prefetch": False}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,6 +76,7 @@ async def run_set(name: str, cases: Sequence[Case]) -> SetFigures:
                 client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=item))
                 params: dict[str, Any] = {"textDocument": {"uri": uri, "version": 1}}
                 params["sketch"] = case.sketch
+                params["wait"] = wait
                 if case.selection is not None:
                     a, b = case.selection
                     params["range"] = {
@@ -144,11 +146,11 @@ def report(f: SetFigures) -> None:
         print(f"   error: {error}")
 
 
-async def run(names: list[str], limit: int | None) -> list[SetFigures]:
+async def run(names: list[str], limit: int | None, wait: bool = False) -> list[SetFigures]:
     out = []
     for name in names:
         cases = SETS[name]()[:limit]
-        figures = await run_set(name, cases)
+        figures = await run_set(name + (" (wait)" if wait else ""), cases, wait)
         report(figures)
         out.append(figures)
     return out
@@ -158,8 +160,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", default="chat-held-out,chat-held-out-big")
     parser.add_argument("--limit", type=int, default=None, help="first N cases of each set")
+    parser.add_argument("--wait", action="store_true", help="requests wait for the model")
     args = parser.parse_args()
-    asyncio.run(run(args.sets.split(","), args.limit))
+    asyncio.run(run(args.sets.split(","), args.limit, args.wait))
     return 0
 
 

@@ -158,6 +158,9 @@ class ApplyParams:
     sketch: str
     range: WireRange | None = None
     instruction: str | None = None
+    # Wait for the apply model however long its rewrite takes; by default a request answers
+    # within a short deadline and refuses a rewrite that cannot finish by then (apply/budget.py).
+    wait: bool = False
     partial_result_token: Any = None
     work_done_token: Any = None
 

@@ -103,6 +103,7 @@ class WireSettings:
     index: WireIndex | None = None
     chat_context: WireChatContext | None = None
     record_prompts: str | None = None
+    apply_budget_ms: int | None = None
 
 
 # ---- resolved settings -------------------------------------------------------------------
@@ -157,6 +158,10 @@ class Settings:
     index: IndexOptions = IndexOptions()
     chat_context: ChatContextOptions = ChatContextOptions()
     record_prompts: str | None = None
+    # How long an apply request may take before it answers, unless the client asks to wait:
+    # a model rewrite that cannot finish in it is refused (server/apply/budget.py). A miss
+    # must come back in < 2 s; placing the sketch and the round trip take the rest.
+    apply_budget_ms: int = 1500
 
     def role(self, role: Role) -> RoleConfig:
         return self.roles[role]
@@ -276,12 +281,15 @@ def resolve(*documents: Any, base: Settings | None = None) -> Settings:
                 warm_delay_ms=c.warm_delay_ms,
                 budget_ms=c.budget_ms,
             )
+        if wire.apply_budget_ms is not None and wire.apply_budget_ms <= 0:
+            raise SettingsError(f"applyBudgetMs: must be positive ({wire.apply_budget_ms})")
         settings = Settings(
             roles=roles,
             completion=completion,
             index=_resolve_index(settings.index, wire.index),
             chat_context=_resolve_chat_context(settings.chat_context, wire.chat_context),
             record_prompts=wire.record_prompts or settings.record_prompts,
+            apply_budget_ms=wire.apply_budget_ms or settings.apply_budget_ms,
         )
     return settings
 

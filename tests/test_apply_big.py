@@ -72,7 +72,7 @@ async def test_a_region_the_context_cannot_hold_is_refused_with_a_reason(
         "    def gettarinfo(self, name=None, arcname=None, fileobj=None):\n# ...\n\n"
         "        self._check_names(name, arcname)\n        # ...\n"
     )
-    params = {"textDocument": {"uri": uri, "version": 1}, "sketch": sketch}
+    params = {"textDocument": {"uri": uri, "version": 1}, "sketch": sketch, "wait": True}
     result = await client.protocol.send_request_async("lowentropy/apply", params)
     result = result._asdict() if hasattr(result, "_asdict") else result
     assert not result["verified"]

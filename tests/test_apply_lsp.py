@@ -90,8 +90,10 @@ def _partials(client: LanguageClient, token: str) -> Iterator[list[Any]]:
         features[types.PROGRESS] = original
 
 
-async def _command(client: LanguageClient, name: str, uri: str, version: int, sketch: str) -> Any:
-    params = {"textDocument": {"uri": uri, "version": version}, "sketch": sketch}
+async def _command(
+    client: LanguageClient, name: str, uri: str, version: int, sketch: str, wait: bool = False
+) -> Any:
+    params = {"textDocument": {"uri": uri, "version": version}, "sketch": sketch, "wait": wait}
     return await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command=name, arguments=[params])
     )
@@ -256,7 +258,7 @@ async def test_a_result_python_cannot_compile_is_never_written(applier: Any) -> 
     uri = docs.open(source, "shelve_copy.py")
     sketch = "def get(self, key, default=None):\nreturn default\n"
     before = len(received)
-    result = _ns(await _command(client, "lowentropy.applySketch", uri, 1, sketch))
+    result = _ns(await _command(client, "lowentropy.applySketch", uri, 1, sketch, wait=True))
     assert result.stats.path == "model", "the deterministic merge passed verification"
     if result.verified:  # the model re-indented it: what was written compiles
         edits = _edits_of(_ns(client.protocol._converter.unstructure(received[-1].edit)), uri)
@@ -418,6 +420,7 @@ async def test_a_sketch_the_merge_cannot_place_goes_to_the_model_and_streams(
                 # its body at the header's depth: the merge does not compile, the model may
                 "sketch": "def get(self, key, default=None):\nreturn default\n",
                 "partialResultToken": "apply-1",
+                "wait": True,  # however long the model takes (else refused by the budget)
             },
         )
     assert result.stats.path == "model"

@@ -1,13 +1,14 @@
 """Apply a chat answer to a file from the shell, through the real server (`lowentropy/apply`).
 
-    lowentropy apply FILE [--write] [--root DIR] < answer.md
-    python -m lowentropy.server.apply FILE [--write] [--root DIR] < answer.md
+    lowentropy apply FILE [--write] [--wait] [--root DIR] < answer.md
+    python -m lowentropy.server.apply FILE [--write] [--wait] [--root DIR] < answer.md
 
 The answer is what a chat model wrote: a bare sketch, or prose with fenced blocks (the
 block for FILE is picked as the server picks it). The server runs in this process, as for
 `lowentropy complete`; the unified diff of a verified edit goes to stdout. Exit status: 0
 when the edit is verified (written with --write), 1 when it is refused (the reason on
-stderr, no diff), 2 for a usage error. The edit is the server's minimal TextEdits, applied here as an editor would.
+stderr, no diff), 2 for a usage error. Where the sketch needs the apply model, the server
+answers within a short deadline unless --wait lets the model's rewrite take its time. The edit is the server's minimal TextEdits, applied here as an editor would.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from ..protocol import APPLY
 __all__ = ["add_arguments", "apply_answer", "main", "run"]
 
 
-def apply_answer(path: Path, answer: str, root: Path | None = None) -> dict[str, Any]:
+def apply_answer(
+    path: Path, answer: str, root: Path | None = None, wait: bool = False
+) -> dict[str, Any]:
     """The server's `lowentropy/apply` result for `answer` on the file at `path`."""
     from ..inprocess import _language
 
@@ -37,17 +40,19 @@ def apply_answer(path: Path, answer: str, root: Path | None = None) -> dict[str,
         version=1,
         text=path.read_text(encoding="utf-8"),
     )
-    return asyncio.run(_request((root or path.parent).resolve(), document, answer))
+    return asyncio.run(_request((root or path.parent).resolve(), document, answer, wait))
 
 
-async def _request(root: Path, document: types.TextDocumentItem, answer: str) -> dict[str, Any]:
+async def _request(
+    root: Path, document: types.TextDocumentItem, answer: str, wait: bool
+) -> dict[str, Any]:
     from ..inprocess import in_process_client
 
     options = {"index": {"enabled": False}, "completion": {"warmDelayMs": -1, "prefetch": False}}
     async with in_process_client(root, options) as client:
         uri = document.uri
         client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=document))
-        params = {"textDocument": {"uri": uri, "version": 1}, "sketch": answer}
+        params = {"textDocument": {"uri": uri, "version": 1}, "sketch": answer, "wait": wait}
         result = await client.protocol.send_request_async(APPLY, params)
     plain = _plain(result)
     assert isinstance(plain, dict)
@@ -95,6 +100,9 @@ def _edits(result: dict[str, Any]) -> list[dict[str, Any]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, metavar="FILE")
     parser.add_argument("--write", action="store_true", help="write the verified edit to FILE")
+    parser.add_argument(
+        "--wait", action="store_true", help="let the apply model's rewrite take its time"
+    )
     parser.add_argument("--root", type=Path, default=None, help="workspace folder (FILE's)")
 
 
@@ -107,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if not answer.strip():
         print("lowentropy apply: the answer on stdin is empty", file=sys.stderr)
         return 2
-    result = apply_answer(args.file, answer, args.root)
+    result = apply_answer(args.file, answer, args.root, args.wait)
     if not result.get("verified"):  # an unverified diff is not shown as if it were the edit
         print(f"lowentropy apply: nothing applied: {result.get('reason')}", file=sys.stderr)
         return 1

@@ -165,6 +165,7 @@ async def compute_apply(
     rng: WireRange | None = None,
     on_piece: OnPiece | None = None,
     instruction: str | None = None,
+    wait: bool = False,
 ) -> ApplyOutcome:
     if not sketch.strip():
         raise protocol.invalid_params(f"{APPLY}: the sketch is empty")
@@ -182,8 +183,11 @@ async def compute_apply(
     reason = plan.reason
     if result is None and plan.regions:
         stats.path = "model"
+        # Unless the client waits, a miss must come back fast: the model gets what is left of
+        # the budget, and a rewrite that cannot finish in it is refused before it starts.
+        deadline = None if wait else started + ls.settings.apply_budget_ms / 1000
         result, reason = await model_apply(
-            ls, original, sketch, plan, language, instruction, stats, on_piece
+            ls, original, sketch, plan, language, instruction, stats, on_piece, deadline
         )
     verified = result is not None and reason is None
     diff: str = ""
@@ -285,7 +289,10 @@ async def compute_edit_selection(
         start=protocol.WirePosition(line=start, character=0),
         end=protocol.WirePosition(line=end - 1, character=len(lines[end - 1]) or 1),
     )
-    return await compute_apply(ls, document, _code_of(answer), whole_lines, on_piece, instruction)
+    # The user already waits for the chat model's answer: a model rewrite may take its time.
+    return await compute_apply(
+        ls, document, _code_of(answer), whole_lines, on_piece, instruction, wait=True
+    )
 
 
 # ---- handlers ----------------------------------------------------------------------------
@@ -295,7 +302,13 @@ async def apply_request(ls: LowEntropyServer, params: Any) -> dict[str, Any]:
     request = protocol.parse_params(params, ApplyParams, APPLY)
     on_piece = _progress(ls, request.partial_result_token)
     outcome = await compute_apply(
-        ls, request.text_document, request.sketch, request.range, on_piece, request.instruction
+        ls,
+        request.text_document,
+        request.sketch,
+        request.range,
+        on_piece,
+        request.instruction,
+        wait=request.wait,
     )
     return outcome_result(ls, outcome)
 
@@ -354,7 +367,12 @@ async def apply_command(ls: LowEntropyServer, *args: Any) -> dict[str, Any]:
 
     async def compute(document: WireDocument) -> ApplyOutcome:
         return await compute_apply(
-            ls, document, request.sketch, request.range, instruction=request.instruction
+            ls,
+            document,
+            request.sketch,
+            request.range,
+            instruction=request.instruction,
+            wait=request.wait,
         )
 
     return await _apply_and_write(ls, compute, request.text_document, "lowentropy: apply sketch")
@@ -372,7 +390,12 @@ async def edit_command(ls: LowEntropyServer, *args: Any) -> dict[str, Any]:
 async def diff_command(ls: LowEntropyServer, *args: Any) -> dict[str, Any]:
     request = _command_params(args, ApplyParams, DIFF_COMMAND)
     outcome = await compute_apply(
-        ls, request.text_document, request.sketch, request.range, instruction=request.instruction
+        ls,
+        request.text_document,
+        request.sketch,
+        request.range,
+        instruction=request.instruction,
+        wait=request.wait,
     )
     return outcome_result(ls, outcome)
 

@@ -30,6 +30,7 @@ const SERVER_KEYS = [
   'completion',
   'index',
   'chatContext',
+  'applyBudgetMs',
   'recordPrompts',
 ] as const;
 

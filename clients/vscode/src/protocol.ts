@@ -76,6 +76,7 @@ export interface ApplyParams {
   sketch: string;
   range?: lsp.Range | null;
   instruction?: string | null;
+  wait?: boolean; // wait for a slow model rewrite instead of a quick refusal
   partialResultToken?: string | number;
   workDoneToken?: string | number;
 }

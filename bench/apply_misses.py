@@ -54,12 +54,17 @@ def _record() -> None:
 def _generation(stats: GenerationStats | None) -> str:
     if stats is None:
         return "no stats"
-    ttft = stats.ttft_s or 0.0
-    decode = max(stats.seconds - ttft, 1e-9)
+    ttft = stats.ttft_s
+    decode = stats.seconds - ttft if ttft is not None and stats.seconds > ttft else None
+    timing = (
+        f"decode {decode:.1f} s ({stats.tokens / decode:.1f} tok/s)"
+        if decode is not None
+        else "decode time not recorded (stopped early: see the case's wall time)"
+    )
     return (
-        f"prompt {stats.prompt_tokens} ({stats.prompt_tokens_reused} reused), "
-        f"prefill {ttft:.1f} s, decode {decode:.1f} s for {stats.tokens} tokens "
-        f"({stats.tokens / decode:.1f} tok/s, {stats.forward_passes} passes), "
+        f"prompt {stats.prompt_tokens} ({stats.prompt_tokens_reused} reused), prefill "
+        + (f"{ttft:.1f} s" if ttft is not None else "unfinished")
+        + f", {stats.tokens} tokens, {stats.forward_passes} passes, {timing}, "
         f"draft {stats.accepted_draft_tokens}/{stats.draft_tokens}"
     )
 

@@ -245,9 +245,11 @@ def _refuse_over_budget(region: Region, speed: ModelSpeed, deadline: float) -> N
 def _over_budget(region: Region, speed: ModelSpeed, stopped: bool) -> str:
     lines = f"lines {region.start_line + 1}-{region.end_line}"
     seconds = speed.estimate(len(region.original), len(region.update))
-    took = "" if seconds is None else f"about {seconds:.1f} s here"
-    if took and speed.decode_tps is not None:
-        took += f", writing {speed.decode_tps:.0f} tokens/s"
+    took = ""
+    if seconds is not None and speed.decode_tps is None:  # the prefill alone: a lower bound
+        took = f"at least {seconds:.1f} s here"
+    elif seconds is not None:
+        took = f"about {seconds:.1f} s here, writing {speed.decode_tps:.0f} tokens/s"
     what = (
         f"the apply model did not finish rewriting {lines} within this request's budget"
         if stopped

@@ -32,7 +32,7 @@ import attrs
 
 from .abbrev import abbreviation, elides, matches
 from .guard import DriftGuard
-from .locate import renamed
+from .line_keys import renamed
 from .merge import Region
 from .sketch import is_marker, parse_sketch
 from .syntax import compile_error, definitions, parse, syntax_errors

@@ -19,7 +19,7 @@ import difflib
 import keyword
 import re
 
-from .locate import head, renamed
+from .line_keys import head, renamed
 from .text import Lines
 
 __all__ = ["deletion_fits_elsewhere"]

@@ -224,3 +224,25 @@ async def test_a_renamed_loop_variable_is_renamed_again_later_on_its_own_line(
     stats = await ne_stats(client)
     assert {"determined", "propagation"} <= set(stats["lastKinds"])
     ed.close()
+
+
+async def test_the_nearest_line_still_carrying_the_old_annotation_ranks_first_of_its_kind(
+    client: LanguageClient, root: Path
+) -> None:
+    """hooks.py: one `# type: typing.Dict[str, typing.List[str]]` rewritten as
+    `dict[str, list[str]]`. The ranker (boosted trees over where each line stands among
+    the others) ranks the next line below that still carries `typing.Dict` above the
+    line right under the edit that carries only `typing.List` (the former linear
+    ranker, led by distance, had it the other way round)."""
+    ed = Editor(client, root, "hooks.py")
+    old = "typing.Dict[str, typing.List[str]]"
+    at = ed.text.index(old)
+    ed.replace(at, at + len(old), "dict[str, list[str]]")
+    await ed.next_edit(at)
+    stats = await ne_stats(client)
+    ranked = stats["lastCandidates"]
+    counts = _line(ed.text, "counts = {}  # type: typing.Dict")
+    order = _line(ed.text, "self._order = []  # type: typing.List")
+    assert counts in ranked
+    assert order not in ranked or ranked.index(counts) < ranked.index(order)
+    ed.close()

@@ -30,9 +30,10 @@ argmax. `stream_completion`/`stream_chat` return an `EngineStream` whose
 and forward passes for that one generation.
 
 Where the parts live: this module is the asyncio face (shared loads, streams);
-`llama_worker` the worker that owns the model; `drafting` and `batch_decoder`
-speculative drafting and its verify batches; `stop_scanner` stop strings;
-`engine_jobs` what the worker and the loop share.
+`llama_worker` the worker that owns the model, with `prefill` (KV-cache reuse),
+`greedy` (greedy and speculative decoding), `chat_template` and `threads`; `drafting`
+and `batch_decoder` speculative drafting and its verify batches; `stop_scanner` stop
+strings; `engine_jobs` what the worker and the loop share.
 """
 
 from __future__ import annotations
@@ -60,12 +61,8 @@ if TYPE_CHECKING:
     pass
 
 from lowentropy.models.engine_jobs import EngineStats, GenerationStats, Job, Sampling
-from lowentropy.models.llama_worker import (
-    FIM_TOKEN_CANDIDATES,
-    EngineCore,
-    default_threads,
-    usable_cores,
-)
+from lowentropy.models.llama_worker import FIM_TOKEN_CANDIDATES, EngineCore
+from lowentropy.models.threads import default_threads, usable_cores
 
 __all__ = [
     "FIM_TOKEN_CANDIDATES",

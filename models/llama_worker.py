@@ -3,6 +3,9 @@ speculative decoding, warming, and the chat template.
 
 llama-cpp-python is not thread-safe, so one worker thread (a single-thread executor) runs
 requests in arrival order; `EmbeddedEngine` (models/embedded.py) is its asyncio face.
+Its parts: `prefill.py` (KV-cache reuse and snapshots), `greedy.py` (greedy and
+speculative decoding on our own batches), `chat_template.py` (the model's chat template),
+`threads.py` (how many threads a model gets).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import codecs
 import contextlib
 import json
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -21,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lowentropy.models.batch_decoder import BatchDecoder
-from lowentropy.models.drafting import SPEC_MAX_DRAFT, Drafter, draft_length
+from lowentropy.models.chat_template import chat_formatter
+from lowentropy.models.drafting import Drafter
 from lowentropy.models.engine_jobs import (
     EngineStats,
     GenerationCancelled,
@@ -31,17 +33,12 @@ from lowentropy.models.engine_jobs import (
     Sampling,
 )
 from lowentropy.models.errors import BackendConfigError, BackendError
-from lowentropy.models.kv_cache import (
-    SnapshotStore,
-    apply_moves,
-    can_shift,
-    plan_reuse,
-    restore_snapshot,
-    save_snapshot,
-)
+from lowentropy.models.greedy import Greedy
 from lowentropy.models.llama_build import ensure_runnable
 from lowentropy.models.llama_tokenizer import LlamaTokenizer
+from lowentropy.models.prefill import PREFILL_CHUNK, WARM_CHUNK, Prefill
 from lowentropy.models.stop_scanner import StopScanner
+from lowentropy.models.threads import default_threads
 from lowentropy.models.types import ChatRequest
 
 if TYPE_CHECKING:
@@ -60,22 +57,7 @@ FIM_TOKEN_CANDIDATES: tuple[str, ...] = (
     "[PREFIX]", "[SUFFIX]", "[MIDDLE]",  # Codestral
 )  # fmt: skip
 
-# KV reuse beyond the shared prefix (models/kv_cache.py): cached runs of at least this many
-# tokens are shifted into place; a snapshot is kept when a prompt would discard at least
-# SNAPSHOT_MIN_TOKENS cached tokens (and a quarter of the cache), and restored when it
-# saves SNAPSHOT_MIN_GAIN tokens of prefill; all snapshots together stay within the budget.
-CACHE_REUSE_MIN = 64
-SNAPSHOT_MIN_TOKENS = 256
-SNAPSHOT_MIN_GAIN = 32
-SNAPSHOT_BUDGET_BYTES = 192 << 20
-
-# Prompt tokens per llama_decode call: a cancelled job stops at the end of its
-# chunk, so a request waits for at most one chunk of a superseded request
-# (128: ~0.8 s of Qwen2.5-Coder-0.5B on one Zen 5 core) or of a warming (64:
-# ~0.45 s). Measured there: 256 → 157 tok/s, 128 → 153, 64 → 144.
-PREFILL_CHUNK = 128
 CHOICE_TOKENS = 12  # tokens of a choice that choice_logprobs scores
-WARM_CHUNK = 64
 
 
 class EngineCore:
@@ -92,20 +74,10 @@ class EngineCore:
         self._active: set[threading.Event] = set()
         self._lock = threading.Lock()
         self._closing = False
-        self._decoder: BatchDecoder | None = None  # created on the worker at first use
-        self._chat_formatter = _chat_formatter(llm, self.tokenizer)
+        self._greedy = Greedy(self.tokenizer, self.stats, n_ctx)
+        self._chat_formatter = chat_formatter(llm, self.tokenizer)
         self._fim_tokens = self.tokenizer.special_tokens_present(FIM_TOKEN_CANDIDATES)
-        # Recurrent/hybrid models cannot drop part of their state: no prefix reuse.
-        self._partial_kv = not (
-            getattr(llm, "_is_recurrent", False) or getattr(llm, "_is_hybrid", False)
-        )
-        import llama_cpp
-
-        self._lib = llama_cpp
-        self._shift_chunk = (
-            CACHE_REUSE_MIN if self._partial_kv and can_shift(llama_cpp, llm.ctx) else 0
-        )
-        self._snapshots = SnapshotStore(SNAPSHOT_BUDGET_BYTES)
+        self._kv = Prefill(llm, self.stats)
 
     @classmethod
     def load(cls, path: Path, *, n_ctx: int, n_threads: int | None) -> EngineCore:
@@ -165,10 +137,8 @@ class EngineCore:
         # may still read its vocabulary; the last reference frees it.
         with self._lock:
             self._llm = None
-            self._snapshots.clear()
-            if self._decoder is not None:
-                self._decoder.close()
-                self._decoder = None
+            self._kv.clear()
+            self._greedy.close()
 
     def _run(self, work: Callable[[Job], None], job: Job) -> None:
         try:
@@ -265,7 +235,7 @@ class EngineCore:
         self.stats.warms += 1
 
     def clear_cache(self, job: Job) -> None:
-        self._snapshots.clear()
+        self._kv.clear()
         llm = self._llm
         if llm is not None:
             llm.reset()  # type: ignore[no-untyped-call]
@@ -379,7 +349,7 @@ class EngineCore:
         llm = self._model()
         self._prefill(tokens, cancel, gen)
         if temperature <= 0:
-            yield from self._greedy_tokens(llm, cancel, limit, drafter, gen, flush)
+            yield from self._greedy.tokens(llm, cancel, limit, drafter, gen, flush)
             return
         params: dict[str, Any] = {"temp": temperature, "top_k": 40, "top_p": 0.95, "min_p": 0.05}
         # The whole prompt is cached now, so generate() samples without evaluating.
@@ -394,80 +364,6 @@ class EngineCore:
                     self.stats.forward_passes += 1
                 yield token
 
-    def _greedy_tokens(
-        self,
-        llm: Llama,
-        cancel: threading.Event,
-        limit: int,
-        drafter: Drafter | None,
-        gen: GenerationStats,
-        flush: Callable[[], None] | None = None,
-    ) -> Generator[int, None, None]:
-        """Greedy decoding after a prefill; with a drafter, verify drafts in batches.
-        `flush` is called before each forward pass, so what was yielded so far goes out.
-
-        Invariant at every yield: the KV cache and `llm.input_ids[:llm.n_tokens]`
-        hold exactly the prompt and the tokens yielded before the current one,
-        so a consumer may stop at any token and the next prompt reuses the cache.
-        """
-        stats = self.stats
-        dec = self._decoder
-        if dec is None:
-            dec = self._decoder = BatchDecoder(llm, 1 + SPEC_MAX_DRAFT, usable_cores())
-        # Our decodes leave logits that need not belong to the last cached token.
-        llm._requires_eval = True
-        n_past = int(llm.n_tokens)
-        pending = dec.last_argmax()
-        produced = 0
-        while True:
-            if cancel.is_set():
-                raise GenerationCancelled
-            if self.tokenizer.is_eog(pending):
-                return
-            yield pending
-            produced += 1
-            if drafter is not None:
-                drafter.push(pending)
-            # Room: tokens still allowed after `pending`, and the context's end.
-            room = min(limit - produced, self.n_ctx - n_past - 1)
-            if room <= 0:
-                return
-            draft: list[int] = []
-            if drafter is not None:
-                draft = drafter.propose(draft_length(drafter.evidence, room, drafter.threshold))
-            if cancel.is_set():
-                raise GenerationCancelled
-            batch = [pending, *draft]
-            if flush is not None:
-                flush()
-            out = dec.decode(batch, n_past)
-            llm.input_ids[n_past : n_past + len(batch)] = batch
-            accepted = 0
-            while accepted < len(draft) and out[accepted] == draft[accepted]:
-                accepted += 1
-            n_past += 1 + accepted
-            llm.n_tokens = n_past
-            if accepted < len(draft):
-                dec.keep(n_past)
-            if drafter is not None:
-                drafter.verified(len(draft), accepted)
-            gen.forward_passes += 1
-            stats.forward_passes += 1
-            gen.draft_tokens += len(draft)
-            stats.draft_tokens += len(draft)
-            gen.accepted_draft_tokens += accepted
-            stats.accepted_draft_tokens += accepted
-            for token in draft[:accepted]:
-                if cancel.is_set():
-                    raise GenerationCancelled
-                if self.tokenizer.is_eog(token):  # a prediction may spell a special token
-                    return
-                yield token
-                produced += 1
-                assert drafter is not None
-                drafter.push(token)
-            pending = out[accepted]
-
     def _prefill(
         self,
         tokens: list[int],
@@ -475,109 +371,7 @@ class EngineCore:
         gen: GenerationStats | None = None,
         chunk_size: int = PREFILL_CHUNK,
     ) -> None:
-        """Make the KV cache hold exactly `tokens`, evaluating only what it cannot reuse:
-        the shared prefix, chunks shifted into place, or a snapshot of an earlier prompt."""
+        """Make the KV cache hold exactly `tokens`, reusing what it can (`prefill.py`)."""
         if cancel.is_set():
             raise GenerationCancelled
-        llm = self._model()
-        if gen is not None:
-            gen.prompt_tokens = len(tokens)
-        if not self._partial_kv:
-            llm.reset()  # type: ignore[no-untyped-call]
-            keep = 0
-        else:
-            cached = int(llm.n_tokens)
-            if cached == len(tokens) and not getattr(llm, "_requires_eval", True):
-                if llm.input_ids[:cached].tolist() == tokens:
-                    self.stats.prompt_tokens_reused += cached
-                    if gen is not None:
-                        gen.prompt_tokens_reused = cached
-                    return
-            keep = self._reuse(llm, tokens)
-        llm.n_tokens = keep  # eval() drops the KV cache past n_tokens first
-        self.stats.prompt_tokens_reused += keep
-        if gen is not None:
-            gen.prompt_tokens_reused = keep
-        rest = tokens[keep:]
-        for i in range(0, len(rest), chunk_size):
-            # The first chunk always runs, so the logits match the cached tokens.
-            if i and cancel.is_set():
-                raise GenerationCancelled
-            chunk = rest[i : i + chunk_size]
-            llm.eval(chunk)
-            self.stats.prompt_tokens_evaluated += len(chunk)
-
-    def _reuse(self, llm: Llama, tokens: list[int]) -> int:
-        """Arrange the KV cache so it holds the longest reusable head of `tokens`; its length
-        (never all of `tokens`: the last one is evaluated for its logits)."""
-        lib = self._lib
-        current = llm.input_ids[: int(llm.n_tokens)].tolist()
-        plan = plan_reuse(current, tokens, self._shift_chunk)
-        snapshot, shared = self._snapshots.best(tokens)
-        lost = len(current) - plan.reused
-        if snapshot is not None and shared >= plan.reused + SNAPSHOT_MIN_GAIN:
-            self._keep_snapshot(llm, current, lost)
-            self._snapshots.touch(snapshot)
-            self.stats.snapshot_restores += 1
-            if restore_snapshot(lib, llm.ctx, snapshot):
-                restored = list(snapshot.tokens)
-                llm.input_ids[: len(restored)] = restored
-                llm.n_tokens = len(restored)
-                current = restored
-            else:
-                llm.n_tokens = 0
-                current = []
-            plan = plan_reuse(current, tokens, self._shift_chunk)
-        else:
-            self._keep_snapshot(llm, current, lost)
-        apply_moves(lib, llm.ctx, plan.moves)
-        valid = plan.valid_until
-        if plan.moves:
-            self.stats.prompt_tokens_shifted += valid - plan.prefix
-            llm.input_ids[plan.prefix : valid] = tokens[plan.prefix : valid]
-        return min(valid, len(tokens) - 1)
-
-    def _keep_snapshot(self, llm: Llama, current: list[int], lost: int) -> None:
-        """Copy the cache out before a prompt discards a good part of it, so going back
-        (to that document, that chat) restores it instead of evaluating it again."""
-        if lost < SNAPSHOT_MIN_TOKENS or 4 * lost < len(current):
-            return
-        if self._snapshots.covers(current):
-            return
-        snapshot = save_snapshot(self._lib, llm.ctx, current)
-        if snapshot is not None:
-            self._snapshots.add(snapshot)
-            self.stats.snapshots_saved += 1
-
-
-def usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may use
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def default_threads() -> int:
-    """Threads for a model when the role sets none: half the cores, like llama-cpp-python.
-    ggml's threads spin on barriers, so taking every core makes decoding collapse (~100x
-    measured on 2 cores) as soon as the server's own work or anything else wants a core."""
-    return max(1, usable_cores() // 2)
-
-
-def _chat_formatter(llm: Llama, tokenizer: LlamaTokenizer) -> Jinja2ChatFormatter | None:
-    """The model's own chat template (GGUF metadata), or None when it has none."""
-    import jinja2
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    template = llm.metadata.get("tokenizer.chat_template")
-    if not template:
-        return None
-
-    def text(token: int) -> str:
-        return tokenizer.detokenize([token], special=True) if token >= 0 else ""
-
-    try:
-        return Jinja2ChatFormatter(
-            template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
-        )
-    except jinja2.TemplateError:  # a broken template: treat the model as having none
-        return None
+        self._kv.prefill(self._model(), tokens, cancel, gen, chunk_size)

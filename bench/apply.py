@@ -45,7 +45,7 @@ from harness import pct, verdict  # noqa: E402
 from lowentropy.models.embedded import EmbeddedEngine  # noqa: E402
 from lowentropy.models.packaged import default_model_path  # noqa: E402
 from lowentropy.prompts.apply import apply_chat_request, parse_updated_code  # noqa: E402
-from lowentropy.server.apply import Region, plan_apply, splice  # noqa: E402
+from lowentropy.server.apply import DriftGuard, Region, plan_apply, splice  # noqa: E402
 
 
 class ModelRewriter:
@@ -65,9 +65,20 @@ class ModelRewriter:
         return parse_updated_code("".join(pieces), region.original)
 
 
+def guarded(region: Region, rewritten: str) -> str | None:
+    """The rewrite as the server keeps it: `DriftGuard` stops the stream at its first doomed
+    line (None: refused) or cuts what follows a line in neither region nor sketch."""
+    guard = DriftGuard(region.original, region.update)
+    guard.feed(rewritten if rewritten.endswith("\n") else rewritten + "\n")
+    if guard.doomed:
+        return None
+    return guard.code if guard.stopped else rewritten
+
+
 async def model_only(sample: list[Case], rewrite: ModelRewriter) -> tuple[int, int, int]:
     """Exact and wrong (verified, yet not the expected file) results when the model rewrites
-    every region the sketch touches, and the sample's size."""
+    every region the sketch touches, checked as the server checks it (guard, then verify),
+    and the sample's size."""
     exact = wrong = 0
     for case in sample:
         plan = plan_apply(
@@ -80,7 +91,10 @@ async def model_only(sample: list[Case], rewrite: ModelRewriter) -> tuple[int, i
         if not plan.regions:  # nothing to place: right when the case expects a refusal
             exact += case.expected is None
             continue
-        rewrites = [(r, await rewrite(r)) for r in plan.regions]
+        kept = [(r, guarded(r, await rewrite(r))) for r in plan.regions]
+        if any(text is None for _, text in kept):
+            continue  # stopped as doomed: a refusal
+        rewrites = [(r, text) for r, text in kept if text is not None]
         result = splice(case.original, rewrites)
         ok = model_verified(case, plan, rewrites, result)
         exact += ok and result == case.expected

@@ -765,3 +765,16 @@ def test_drift_guard_stops_at_a_line_between_two_lines_the_sketch_shows_together
     fixed = LOAD.replace("parse(text)", "parse_strict(text)")
     right = DriftGuard(LOAD, shown + "    return data\n")
     assert not any(right.feed(fixed[k : k + 5]) for k in range(0, len(fixed), 5))
+
+
+def test_drift_guard_stops_at_the_sketchs_abbreviation_written_as_code() -> None:
+    """A sketch that drops a line's trailing comment still means the line with it (the merge
+    keeps it whole): the packaged model copied the shortened line, which verification let
+    through (a held-out 'model alone' wrong edit). Stopped there, doomed."""
+    region = "def seed():\n    clock_seq = getrandbits(14) # instead of stable storage\n    return clock_seq\n"
+    sketch = "def seed():\n    clock_seq = getrandbits(14)\n    return clock_seq\n"
+    guard = DriftGuard(region, sketch)
+    assert not guard.feed("def seed():\n") and guard.feed("    clock_seq = getrandbits(14)\n")
+    assert guard.doomed and guard.reason and "abbreviation" in guard.reason
+    right = DriftGuard(region, sketch)
+    assert not any(right.feed(region[k : k + 5]) for k in range(0, len(region), 5))

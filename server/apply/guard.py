@@ -9,6 +9,9 @@ stream is cut at the line that shows it:
 - a kept line of the update (one the region has exactly once, the update shows once)
   written while a new line the update puts before it has not been written: the new line
   is missing, or will come out of order (`_sketch_in_order` refuses either);
+- one of the update's abbreviations written as code (a line with its trailing comment
+  dropped or an ellipsis for part of it, standing for a longer region line): the
+  region's line is kept whole, never its abbreviation (the merge reads them so);
 - a region line written between two lines the update shows together (no marker between
   them) and that is neither of them: the sketch says nothing stands there, so the model
   is keeping a line the sketch deletes or replaces (the packaged model's usual miss:
@@ -61,6 +64,14 @@ class DriftGuard:
         for text in texts:
             seen = sum(1 for r in region if r and _same(text, r))
             self._order.append((text, seen == 0, seen == 1 and texts.count(text) == 1))
+        # The update's lines that abbreviate a longer region line: written as code, wrong.
+        self._abbreviations = {
+            text: line
+            for text in texts
+            if text not in region_set
+            for line in region
+            if line != text and matches(_pattern(text), line)
+        }
         # For each of `_order`: whether the update shows it right after the one before (no
         # marker between them); nothing may be written in such a gap.
         self._joined: list[bool] = []
@@ -97,6 +108,12 @@ class DriftGuard:
     def _doomed(self, key: str) -> str | None:
         if key not in self._known or key in self._markers:
             return f"the model wrote {key[:60]!r}, in neither the region nor the sketch"
+        if key in self._abbreviations:
+            self.doomed = True
+            return (
+                f"the model wrote the sketch's abbreviation {key[:60]!r} of the line "
+                f"{self._abbreviations[key][:60]!r}, which stays whole"
+            )
         order, at = self._order, self._next
         if at < len(order) and _same(order[at][0], key):
             self._next = at + 1

@@ -119,13 +119,19 @@ FUNCTION_VALUES = frozenset(
 NAME_DEPTH = 8  # C/C++ names sit down a chain of declarators (pointer, function, array)
 
 
-def parse(source: str | bytes, language: str | None) -> tree_sitter.Tree | None:
-    """The tree of `source` (text, or its UTF-8 bytes), or None without a grammar."""
+def parse(
+    source: str | bytes, language: str | None, old_tree: tree_sitter.Tree | None = None
+) -> tree_sitter.Tree | None:
+    """The tree of `source` (text, or its UTF-8 bytes), or None without a grammar.
+
+    `old_tree`: an earlier tree already `edit`ed to match `source`; tree-sitter then
+    reparses only what the edit touched."""
     lang = grammar(language) if language else None
     if lang is None:
         return None
     data = source.encode("utf-8") if isinstance(source, str) else source
-    return tree_sitter.Parser(lang).parse(data)
+    parser = tree_sitter.Parser(lang)
+    return parser.parse(data, old_tree) if old_tree is not None else parser.parse(data)
 
 
 def node_text(node: tree_sitter.Node | None) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import importlib
 import keyword
 import re
@@ -91,6 +92,7 @@ def _lines_of(text: str, start: int, end: int) -> tuple[int, int, int, int]:
     return text.count("\n", 0, start), text.count("\n", 0, end), a, b
 
 
+@functools.lru_cache(maxsize=16384)  # pure; a file's lines come back on every request
 def shape(line: str) -> str:
     """A line with its identifiers, strings and numbers abstracted: `x.y = f(a, 1)` -> `_._ = _(_, 0)`."""
     s = _STRING.sub('""', line.strip())

@@ -203,4 +203,5 @@ def _breaks(text: str, edit: Candidate) -> bool:
     """Whether `edit` adds syntax errors (tree-sitter: a failing `ast.parse` of a large
     file takes ~0.3 s)."""
     new = text[: edit.start] + (edit.new or "") + text[edit.end :]
-    return Source(new, "python").errors() > parsed(text, "python").errors()
+    base = parsed(text, "python")
+    return Source(new, "python", base).errors() > base.errors()

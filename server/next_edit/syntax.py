@@ -13,6 +13,7 @@ import attrs
 import tree_sitter
 
 from lowentropy.retrieval.syntax import parse
+from lowentropy.server.text_edits import changed_span
 
 CALLS = frozenset({"call", "call_expression", "method_invocation", "invocation_expression"})
 FUNCTIONS = frozenset(
@@ -63,13 +64,43 @@ class Header:
 
 
 class Source:
-    """A text with its tree (when the language has a grammar) and offset conversion."""
+    """A text with its tree (when the language has a grammar) and offset conversion.
 
-    def __init__(self, text: str, language: str) -> None:
+    `base`: a Source of an earlier version of the same text in the same language; its
+    tree, edited to this text, lets tree-sitter reparse only the changed region (a
+    keystroke's edit of a 2,000-line file: ~1 ms instead of ~8 ms)."""
+
+    def __init__(self, text: str, language: str, base: Source | None = None) -> None:
         self.text = text
         self.data = text.encode("utf-8")
         self.ascii = len(self.data) == len(text)
-        self.tree: tree_sitter.Tree | None = parse(self.data, language)
+        self.language = language
+        old = base.edited_to(self) if base is not None and base.language == language else None
+        self.tree: tree_sitter.Tree | None = parse(self.data, language, old)
+
+    def edited_to(self, new: Source) -> tree_sitter.Tree | None:
+        """A copy of this tree edited to `new`'s text, for reparsing; None when the texts
+        differ in more than one short span (a fresh parse is then as quick)."""
+        if self.tree is None:
+            return None
+        start, end_old, end_new = changed_span(self.text, new.text)
+        if max(end_old, end_new) - start > max(len(new.text), 1) // 4:
+            return None
+        tree = self.tree.copy()
+        tree.edit(
+            start_byte=self.byte(start),
+            old_end_byte=self.byte(end_old),
+            new_end_byte=new.byte(end_new),
+            start_point=self.point(start),
+            old_end_point=self.point(end_old),
+            new_end_point=new.point(end_new),
+        )
+        return tree
+
+    def point(self, offset: int) -> tuple[int, int]:
+        """(row, byte column) of a code-point offset, as tree-sitter counts them."""
+        line_start = self.text.rfind("\n", 0, offset) + 1
+        return self.text.count("\n", 0, offset), self.byte(offset) - self.byte(line_start)
 
     def byte(self, offset: int) -> int:
         return offset if self.ascii else len(self.text[:offset].encode("utf-8"))
@@ -243,5 +274,13 @@ class Source:
 def parsed(text: str, language: str) -> Source:
     """`Source(text, language)`, shared: one next-edit request parses the text after the
     edit in propagation, the candidate sources and the syntax check of the chosen edit
-    (~10 ms each on a 2,000-line file). Sources are never changed after they are made."""
-    return Source(text, language)
+    (~10 ms each on a 2,000-line file). Sources are never changed after they are made.
+    The last one made is the base of the next (an edit is most often of the text last
+    read), so a keystroke's reparse touches only what changed."""
+    global _last
+    src = Source(text, language, _last)
+    _last = src
+    return src
+
+
+_last: Source | None = None

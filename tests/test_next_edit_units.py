@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lowentropy.server.next_edit.diffs import minimal_changes
 from lowentropy.server.next_edit.history import EditHistory
 from lowentropy.server.next_edit.propagate import FileText, order, plan, signature_elsewhere
@@ -112,3 +114,32 @@ def test_unrelated_edits_determine_nothing() -> None:
         before.replace("getcwd", "getcwdb"),
     ):
         assert plan("u", before, after, "python").local == ()
+
+
+def _nodes(tree: Any) -> list[tuple[Any, ...]]:
+    out, stack = [], [tree.root_node]
+    while stack:
+        n = stack.pop()
+        out.append((n.type, n.start_byte, n.end_byte, n.start_point, n.end_point, n.has_error))
+        stack.extend(n.children)
+    return out
+
+
+def test_a_reparse_from_the_last_tree_is_the_fresh_parse() -> None:
+    from lowentropy.server.next_edit.syntax import Source
+
+    text = "def f(a, b):\n    return a + b  # é\n\n\nclass C:\n    def g(self):\n        pass\n"
+    edits = [
+        text.replace("a + b", "a - b"),  # inside a line
+        text.replace("# é", "# 😀 wider"),  # non-ASCII: bytes and code points differ
+        text.replace("def g(self):", "def g(self:"),  # breaks the syntax
+        text.replace("class C:", "x = 1\n\nclass C:"),  # adds lines
+        "",  # all gone
+    ]
+    base = Source(text, "python")
+    for after in edits:
+        reparsed = Source(after, "python", base)
+        assert reparsed.tree is not None
+        assert _nodes(reparsed.tree) == _nodes(Source(after, "python").tree)
+    # The base's own tree is untouched (it is shared by the parse cache).
+    assert _nodes(base.tree) == _nodes(Source(text, "python").tree)

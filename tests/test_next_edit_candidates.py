@@ -4,6 +4,11 @@ Data: tests/data/next_edit_candidates/service.py (a small CLI module: imports, a
 argument parser, a fetch function, a class of limits). Each test makes one edit
 over LSP and reads the answer of `lowentropy/nextEdit`, and the evidence behind
 it and the top-ranked candidate lines from `lowentropy/nextEditStats`.
+
+Also a name moved between imports, and a substitution that reaches an import:
+moved.py (imports from `collections.abc` and a parenthesized `from typing import
+(...)`, a dataclass using them) and compat.py (one `from six import text_type` and its
+one use); those tests apply the answer's edit.
 """
 
 from __future__ import annotations
@@ -245,4 +250,100 @@ async def test_the_nearest_line_still_carrying_the_old_annotation_ranks_first_of
     order = _line(ed.text, "self._order = []  # type: typing.List")
     assert counts in ranked
     assert order not in ranked or ranked.index(counts) < ranked.index(order)
+    ed.close()
+
+
+# A name moved between imports (server/next_edit/imports.py).
+
+
+async def test_a_name_taken_out_of_typing_is_imported_from_collections_abc(
+    client: LanguageClient, root: Path
+) -> None:
+    """`Callable` taken out of `from typing import (...)` while `Job` still uses it: the
+    place is the `collections.abc` import, and the edit adds it there in sorted order."""
+    ed = Editor(client, root, "moved.py")
+    at = ed.text.index("    Callable,\n")
+    ed.replace(at, at + len("    Callable,\n"), "")
+    result = await ed.next_edit(at)
+    (edit,) = result["edits"]
+    assert edit["range"]["start"]["line"] == _line(ed.text, "from collections.abc import")
+    ed.apply(edit)
+    assert "from collections.abc import Callable, Sequence\n" in ed.text
+    assert "    Callable,\n" not in ed.text
+    stats = await ne_stats(client)
+    assert "import" in stats["lastKinds"]
+    ed.close()
+
+
+async def test_a_name_imported_from_collections_abc_leaves_the_typing_import(
+    client: LanguageClient, root: Path
+) -> None:
+    """`Callable` added to the `collections.abc` import while `typing` still imports it
+    (a redefinition): the place is its line in the parenthesized `typing` import, and
+    the edit takes that line out, leaving the rest of the statement as it was."""
+    ed = Editor(client, root, "moved.py")
+    at = ed.text.index("import Sequence") + len("import ")
+    ed.replace(at, at, "Callable, ")
+    result = await ed.next_edit(at + len("Callable, "))
+    (edit,) = result["edits"]
+    assert edit["range"]["start"]["line"] == _line(ed.text, "    Callable,\n")
+    ed.apply(edit)
+    assert "from typing import (\n    Any,\n    Literal,\n)\n" in ed.text
+    assert "from collections.abc import Callable, Sequence\n" in ed.text
+    ed.close()
+
+
+async def test_a_name_taken_out_of_collections_abc_joins_the_parenthesized_typing_import(
+    client: LanguageClient, root: Path
+) -> None:
+    """The `collections.abc` import of `Sequence` deleted while `Job` still uses it: the
+    name's other home in the standard library is `typing`, so the edit adds it to the
+    parenthesized `typing` import, on its own line, in sorted order."""
+    ed = Editor(client, root, "moved.py")
+    line = "from collections.abc import Sequence\n"
+    at = ed.text.index(line)
+    ed.replace(at, at + len(line), "")
+    result = await ed.next_edit(at)
+    (edit,) = result["edits"]
+    ed.apply(edit)
+    assert "    Literal,\n    Sequence,\n)\n" in ed.text
+    ed.close()
+
+
+async def test_a_name_moving_to_a_module_not_imported_yet_gets_its_own_import_line(
+    client: LanguageClient, root: Path
+) -> None:
+    """moved.py without its `collections.abc` import, `Sequence` imported from `typing`
+    instead; `Sequence` taken out of `typing`'s: the edit is a new
+    `from collections.abc import Sequence` line, in module order among the `from` imports
+    of its block (before `dataclasses`)."""
+    text = (root / "moved.py").read_text(encoding="utf-8")
+    text = text.replace("from collections.abc import Sequence\n", "")
+    text = text.replace("    Literal,\n", "    Literal,\n    Sequence,\n")
+    (root / "fresh.py").write_text(text, encoding="utf-8")
+    ed = Editor(client, root, "fresh.py")
+    at = ed.text.index("    Sequence,\n")
+    ed.replace(at, at + len("    Sequence,\n"), "")
+    result = await ed.next_edit(at)
+    (edit,) = result["edits"]
+    assert edit["range"]["start"]["line"] == _line(ed.text, "from dataclasses import")
+    ed.apply(edit)
+    assert "import sys\n\nfrom collections.abc import Sequence\nfrom dataclasses" in ed.text
+    ed.close()
+
+
+async def test_a_substitution_reaching_an_import_removes_the_import_instead(
+    client: LanguageClient, root: Path
+) -> None:
+    """compat.py: the one use of `text_type` respelled `str`. Propagation would repeat the
+    substitution into `from six import text_type` (importing `str` from six); the name is
+    now unused there (pyflakes) and `str` is a builtin, so the edit removes the import."""
+    ed = Editor(client, root, "compat.py")
+    at = ed.text.index("text_type)")
+    ed.replace(at, at + len("text_type"), "str")
+    result = await ed.next_edit(at + len("str"))
+    (edit,) = result["edits"]
+    assert edit["range"]["start"]["line"] == 0
+    ed.apply(edit)
+    assert "six" not in ed.text and "isinstance(value, str)" in ed.text
     ed.close()
